@@ -1,0 +1,1 @@
+//! Per-step value-guided selection (being written).

@@ -1,0 +1,1 @@
+//! Sequential Monte Carlo with value-based incremental weights (being written).

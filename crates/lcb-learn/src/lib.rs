@@ -1,0 +1,1 @@
+//! Learned Chernoff baselines (placeholder while the crate is built).
