@@ -1,1 +1,12 @@
+//! The experiment runner: methods side by side on the same seeds, exact
+//! metrics against closed-form targets, tables and reports.
 
+pub mod error;
+pub mod gmm;
+pub mod method;
+pub mod output;
+pub mod table;
+
+pub use error::BenchError;
+pub use gmm::{GmmRunOptions, KernelChoice, LearnedLcb, run_gmm};
+pub use method::MethodName;

@@ -63,8 +63,8 @@ pub struct StepOutcome<E> {
     pub computed: u64,
     /// Proposals counted up to each prefix's acceptance.
     pub sequential: u64,
-    /// Sum over prefixes of the clipping ratio `sum (w_i - 1)_+ / sum w_i`.
-    pub clip_ratio_sum: f64,
+    /// Clipping sums pooled over the step's proposals.
+    clip: ClipSums,
     /// Number of prefixes.
     pub prefixes: usize,
 }
@@ -79,17 +79,17 @@ impl<E> StepOutcome<E> {
         }
     }
 
-    /// Mean clipping-TV estimate over prefixes.
+    /// The clipping-TV estimate of the step, `sum (w_i - 1)_+ / sum w_i`
+    /// pooled over every proposal of every prefix. A prefix with clip ratio
+    /// `D/W` draws about `1/W` proposals until acceptance, so pooling weighs
+    /// each prefix's `D/W` about equally: the estimate tracks the mean of
+    /// `D/W` over prefixes, which bounds the step's TV contribution.
     pub fn tv_clip(&self) -> f64 {
-        if self.prefixes == 0 {
-            0.0
-        } else {
-            self.clip_ratio_sum / self.prefixes as f64
-        }
+        self.clip.ratio()
     }
 }
 
-/// Running sums for the clipping ratio of one prefix, in log space:
+/// Running sums for the clipping ratio, in log space:
 /// `ln sum w_i` and `ln sum (w_i - 1)_+`.
 #[derive(Debug, Clone, Copy)]
 struct ClipSums {
@@ -110,6 +110,11 @@ impl ClipSums {
             let log_excess = log_w + (-(-log_w).exp_m1()).ln();
             self.log_excess = log_add_exp(self.log_excess, log_excess);
         }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.log_weight = log_add_exp(self.log_weight, other.log_weight);
+        self.log_excess = log_add_exp(self.log_excess, other.log_excess);
     }
 
     fn ratio(&self) -> f64 {
@@ -160,14 +165,14 @@ pub fn advance<E: StateElem>(
         children: Vec::with_capacity(parents.len()),
         computed: 0,
         sequential: 0,
-        clip_ratio_sum: 0.0,
+        clip: ClipSums::EMPTY,
         prefixes: 0,
     };
     for outcome in outcomes {
         total.children.extend_from_slice(&outcome.children);
         total.computed += outcome.computed;
         total.sequential += outcome.sequential;
-        total.clip_ratio_sum += outcome.clip_ratio_sum;
+        total.clip.merge(&outcome.clip);
         total.prefixes += outcome.prefixes;
     }
     Ok(total)
@@ -198,7 +203,7 @@ fn advance_base<E: StateElem>(
         children,
         computed: n as u64,
         sequential: n as u64,
-        clip_ratio_sum: 0.0,
+        clip: ClipSums::EMPTY,
         prefixes: n,
     })
 }
@@ -235,7 +240,7 @@ fn advance_chunk<E: StateElem>(
 
     let mut children = vec![E::default(); n * width];
     let mut next_proposal = vec![0u64; n];
-    let mut clip = vec![ClipSums::EMPTY; n];
+    let mut clip = ClipSums::EMPTY;
     let mut pending: Vec<usize> = (0..n).collect();
     let (mut computed, mut sequential, mut accepted) = (0u64, 0u64, 0u64);
 
@@ -293,7 +298,7 @@ fn advance_chunk<E: StateElem>(
                     });
                 }
                 let log_w = value - envelope[i];
-                clip[i].add(log_w);
+                clip.add(log_w);
                 if next_proposal[i] != u64::MAX {
                     let j = next_proposal[i] + k as u64;
                     let u = Stream::at(seed, particles[i], t, j, Lane::Accept).uniform_open();
@@ -333,7 +338,7 @@ fn advance_chunk<E: StateElem>(
         children,
         computed,
         sequential,
-        clip_ratio_sum: clip.iter().map(ClipSums::ratio).sum(),
+        clip,
         prefixes: n,
     })
 }

@@ -1,0 +1,27 @@
+//! Errors of experiment runs and report writing.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Sample(#[from] lcb_core::SampleError),
+
+    #[error(transparent)]
+    Model(#[from] lcb_models::ModelError),
+
+    #[error("method {method} needs {what}")]
+    MissingInput { method: String, what: &'static str },
+
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("unknown method {0:?}; available: {1}")]
+    UnknownMethod(String, String),
+}

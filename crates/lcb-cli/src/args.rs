@@ -1,0 +1,114 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use lcb_bench::{KernelChoice, MethodName};
+
+#[derive(Debug, Parser)]
+#[command(name = "lcb-cli", version, about = "Inference-time alignment of diffusion models with Learnable Chernoff Baselines")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Draw samples from the reward-aligned model with one method; write
+    /// them as CSV and the run record as JSON.
+    Sample(SampleArgs),
+    /// Run the methods side by side on one seed, print a table and write
+    /// one JSON report per method.
+    Bench(BenchArgs),
+}
+
+/// Which experiment to run: a built-in preset or a TOML config file.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Built-in preset: paper-gmm or aniso-4d.
+    #[arg(long, default_value = "paper-gmm", conflicts_with = "config")]
+    pub preset: String,
+    /// TOML file with the mixture, schedule, reward, alpha and delta.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Reverse kernel: exact (the exact posterior, with ground truth) or ddpm.
+    #[arg(long, default_value = "exact")]
+    pub kernel: KernelChoice,
+    /// KL temperature alpha > 0 (default: the preset's or config's).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Tail level delta in (0, 1) of the analytic envelope (default: the preset's or config's).
+    #[arg(long)]
+    pub delta: Option<f64>,
+}
+
+/// Run settings shared by `sample` and `bench`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Candidates per sample for bon, soft-bon and lcb-bon.
+    #[arg(long, default_value_t = 8)]
+    pub n: usize,
+    /// Seed of every random stream.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores); output does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Proposals one prefix may use at one step before the run fails.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_proposals: u64,
+    /// Trajectories whole-trajectory RS may draw before the run fails.
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_trajectories: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Sampling method: rs, trajectory-rs, lcb-analytic, lcb, bon, soft-bon, lcb-bon.
+    #[arg(long)]
+    pub method: MethodName,
+    /// Number of samples.
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    /// CSV file for the samples (columns x1..xd, reward).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// JSON file for the run record.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Preset to benchmark (paper-gmm or aniso-4d); use --config for a file.
+    #[arg(value_name = "PRESET", conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// TOML file with the experiment.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Reverse kernel: exact or ddpm.
+    #[arg(long, default_value = "exact")]
+    pub kernel: KernelChoice,
+    /// KL temperature alpha > 0 (default: the preset's or config's).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Tail level delta in (0, 1) (default: the preset's or config's).
+    #[arg(long)]
+    pub delta: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Samples per method.
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Methods to run, comma separated (default: every method the
+    /// experiment supports).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<MethodName>,
+    /// Folder for the JSON reports and the markdown table.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+}

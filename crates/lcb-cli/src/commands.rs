@@ -1,0 +1,124 @@
+//! Wiring of the subcommands to the library crates.
+
+use std::error::Error;
+
+use lcb_bench::output::{samples_csv, write_atomic, write_record};
+use lcb_bench::{GmmRunOptions, MethodName, run_gmm, table};
+use lcb_core::Limits;
+use lcb_models::gmm::{GmmConfig, GmmSetup};
+
+use crate::args::{BenchArgs, Cli, Command, RunArgs, SampleArgs};
+use crate::progress::StepBar;
+
+type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
+
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Sample(args) => with_threads(args.run.threads, || sample(&args)),
+        Command::Bench(args) => with_threads(args.run.threads, || bench(&args)),
+    }
+}
+
+fn with_threads(threads: Option<usize>, job: impl FnOnce() -> CliResult + Send) -> CliResult {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err("invalid --threads 0: give at least 1 thread".into());
+        }
+        builder = builder.num_threads(n);
+    }
+    builder.build()?.install(job)
+}
+
+fn load_config(preset: &str, config: Option<&std::path::Path>) -> Result<GmmConfig, Box<dyn Error + Send + Sync>> {
+    Ok(match config {
+        Some(path) => GmmConfig::from_file(path)?,
+        None => GmmConfig::preset(preset)?,
+    })
+}
+
+fn build(mut config: GmmConfig, alpha: Option<f64>, delta: Option<f64>) -> Result<GmmSetup, Box<dyn Error + Send + Sync>> {
+    if let Some(delta) = delta {
+        config.delta = delta;
+    }
+    let alpha = alpha.unwrap_or(config.alpha);
+    Ok(config.build(alpha)?)
+}
+
+fn run_options<'a>(
+    run: &RunArgs,
+    kernel: lcb_bench::KernelChoice,
+    samples: usize,
+    delta: f64,
+    progress: &'a StepBar,
+) -> GmmRunOptions<'a> {
+    GmmRunOptions {
+        kernel,
+        samples,
+        seed: run.seed,
+        n: run.n,
+        delta,
+        limits: Limits {
+            max_proposals_per_prefix: run.max_proposals,
+            ..Limits::default()
+        },
+        max_trajectories: run.max_trajectories,
+        progress,
+    }
+}
+
+fn sample(args: &SampleArgs) -> CliResult {
+    let config = load_config(&args.model.preset, args.model.config.as_deref())?;
+    let setup = build(config, args.model.alpha, args.model.delta)?;
+    let bar = StepBar::new(args.method.as_str());
+    let options = run_options(&args.run, args.model.kernel, args.samples, setup.delta, &bar);
+    let output = run_gmm(&setup, args.method, &options, None)?;
+    bar.finish();
+
+    let d = setup.diffusion.dim();
+    if let Some(path) = &args.out {
+        write_atomic(path, samples_csv(&output.states, d, &output.rewards).as_bytes())?;
+    }
+    if let Some(path) = &args.report {
+        write_record(path, &output.record)?;
+    }
+    print!("{}", table::markdown(std::slice::from_ref(&output.record)));
+    Ok(())
+}
+
+/// Methods run by `bench` when none are named: all that need no trained
+/// baseline, less per-step and whole-trajectory RS when the reward has no
+/// global bound.
+fn default_methods(setup: &GmmSetup) -> Vec<MethodName> {
+    let bounded = setup.reward.reward.bound().is_some();
+    MethodName::ALL
+        .into_iter()
+        .filter(|m| *m != MethodName::Lcb)
+        .filter(|m| bounded || !matches!(m, MethodName::Rs | MethodName::TrajectoryRs))
+        .collect()
+}
+
+fn bench(args: &BenchArgs) -> CliResult {
+    let preset = args.preset.as_deref().unwrap_or("paper-gmm");
+    let config = load_config(preset, args.config.as_deref())?;
+    let setup = build(config, args.alpha, args.delta)?;
+    let methods = if args.methods.is_empty() {
+        default_methods(&setup)
+    } else {
+        args.methods.clone()
+    };
+
+    let mut records = Vec::new();
+    for method in methods {
+        let bar = StepBar::new(method.as_str());
+        let options = run_options(&args.run, args.kernel, args.samples, setup.delta, &bar);
+        let output = run_gmm(&setup, method, &options, None)?;
+        bar.finish();
+        write_record(&args.out.join(format!("{method}.json")), &output.record)?;
+        records.push(output.record);
+    }
+    let table = table::markdown(&records);
+    write_atomic(&args.out.join("table.md"), table.as_bytes())?;
+    print!("{table}");
+    Ok(())
+}
