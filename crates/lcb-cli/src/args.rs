@@ -35,10 +35,10 @@ pub struct ModelArgs {
     #[arg(long, default_value = "exact")]
     pub kernel: KernelChoice,
     /// KL temperature alpha > 0 (default: the preset's or config's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// Tail level delta in (0, 1) of the analytic envelope (default: the preset's or config's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub delta: Option<f64>,
 }
 
@@ -94,10 +94,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "exact")]
     pub kernel: KernelChoice,
     /// KL temperature alpha > 0 (default: the preset's or config's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// Tail level delta in (0, 1) (default: the preset's or config's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub delta: Option<f64>,
     #[command(flatten)]
     pub run: RunArgs,
