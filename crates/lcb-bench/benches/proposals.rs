@@ -1,9 +1,11 @@
 //! Kernel-plus-value proposals per second on the paper preset, for both
-//! kernels: one kernel call and one value call over a batch of proposals.
+//! kernels: one kernel call and one value call over a batch of proposals,
+//! on one thread and split over the rayon pool (all cores).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
 use lcb_core::{Kernel, Lane, Stream, Value};
 use lcb_models::gmm::GmmConfig;
 
@@ -27,6 +29,27 @@ fn bench_kernel(c: &mut Criterion, name: &str, kernel: &dyn Kernel<Elem = f64>, 
                 .collect();
             kernel.propose(10, &parents, &parent_of, &mut rngs, &mut out).unwrap();
             value.log_values(9, &out, &mut values).unwrap();
+            black_box(&values);
+        })
+    });
+    let threads = rayon::current_num_threads();
+    group.bench_function(format!("{name}/{threads}-threads"), |b| {
+        b.iter(|| {
+            round += 1;
+            // Each worker takes whole parents: 8 parents (2048 proposals) a chunk.
+            out.par_chunks_mut(2048 * d)
+                .zip(values.par_chunks_mut(2048))
+                .enumerate()
+                .for_each(|(chunk, (out, values))| {
+                    let first = chunk * 8;
+                    let parent_of: Vec<usize> = (0..2048).map(|r| r / 256).collect();
+                    let mut rngs: Vec<Stream> = (0..2048u64)
+                        .map(|j| Stream::at(1, first as u64 + j / 256, 10, round * 256 + j % 256, Lane::Kernel))
+                        .collect();
+                    let parents = &parents[first * d..(first + 8) * d];
+                    kernel.propose(10, parents, &parent_of, &mut rngs, out).unwrap();
+                    value.log_values(9, out, values).unwrap();
+                });
             black_box(&values);
         })
     });

@@ -31,3 +31,5 @@ pub use rejection::{Guide, Limits, StepOutcome, advance};
 pub use rng::{Lane, Stream, StreamKey};
 pub use samplers::{Method, Problem, RunOptions, SampleOutput, Selection, global_bound, sample};
 pub use traits::{Baseline, Envelope, Kernel, NoProgress, Progress, Reward, StateElem, Value};
+pub use guided::{GuidedConfig, GuidedSelection, sample_guided};
+pub use smc::{Potential, Resampling, SmcConfig, WeightedParticles, effective_sample_size, run_smc, sample_smc};

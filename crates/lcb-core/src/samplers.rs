@@ -179,7 +179,7 @@ fn run_chains<E: StateElem>(
     })
 }
 
-fn rewards_of<E: StateElem>(problem: &Problem<'_, E>, states: &[E]) -> Result<Vec<f64>, SampleError> {
+pub(crate) fn rewards_of<E: StateElem>(problem: &Problem<'_, E>, states: &[E]) -> Result<Vec<f64>, SampleError> {
     let width = problem.kernel.width();
     let mut rewards = vec![0.0; states.len() / width.max(1)];
     problem
@@ -226,7 +226,7 @@ fn finish<E: StateElem>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn record_of<E: StateElem>(
+pub(crate) fn record_of<E: StateElem>(
     name: &str,
     problem: &Problem<'_, E>,
     options: &RunOptions<'_>,

@@ -24,17 +24,19 @@ fn add_correlated_noise(chol: &[f64], d: usize, rng: &mut Stream, z: &mut [f64],
     }
 }
 
-/// Picks a component index from log weights by inverting the CDF at `u`.
+/// Picks a component index by inverting cumulative weights at `u`.
 #[inline]
-fn pick(log_weights: &[f64], u: f64) -> usize {
-    let mut cumulative = 0.0;
-    for (k, lw) in log_weights.iter().enumerate() {
-        cumulative += lw.exp();
-        if u < cumulative {
-            return k;
-        }
+fn pick(cumulative: &[f64], u: f64) -> usize {
+    cumulative.iter().position(|&c| u < c).unwrap_or(cumulative.len() - 1)
+}
+
+/// Turns log weights into cumulative weights, in place.
+fn cumulate(log_weights: &mut [f64]) {
+    let mut total = 0.0;
+    for w in log_weights.iter_mut() {
+        total += w.exp();
+        *w = total;
     }
-    log_weights.len() - 1
 }
 
 /// The exact reverse kernel of the forward process for mixture data: per
@@ -54,10 +56,11 @@ impl ExactKernel {
     fn propose_prior(&self, rngs: &mut [Stream], out: &mut [f64]) {
         let d = self.diffusion.dim();
         let top = self.diffusion.noised(self.diffusion.steps());
-        let log_weights: Vec<f64> = self.diffusion.mixture().weights().iter().map(|w| w.ln()).collect();
+        let mut cumulative: Vec<f64> = self.diffusion.mixture().weights().iter().map(|w| w.ln()).collect();
+        cumulate(&mut cumulative);
         let mut z = vec![0.0; d];
         for (x, rng) in out.chunks_exact_mut(d).zip(rngs.iter_mut()) {
-            let k = pick(&log_weights, rng.uniform_open());
+            let k = pick(&cumulative, rng.uniform_open());
             x.copy_from_slice(&top[k].mean);
             add_correlated_noise(&top[k].chol, d, rng, &mut z, x);
         }
@@ -104,6 +107,7 @@ impl Kernel for ExactKernel {
             if p != cached {
                 let y = &parents[p * d..(p + 1) * d];
                 self.diffusion.log_responsibilities(t, y, &mut log_g);
+                cumulate(&mut log_g);
                 for (k, c) in reverse.iter().enumerate() {
                     let mean = &mut means[k * d..(k + 1) * d];
                     for i in 0..d {

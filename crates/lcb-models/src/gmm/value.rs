@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use lcb_core::logmath::{log_add_exp, log_sum_exp};
-use lcb_core::special::log_normal_cdf;
+use lcb_core::special::{log_normal_cdf, normal_cdf};
 use lcb_core::{BallBound, ComponentResult, Value, check_alpha};
 
 use crate::error::ModelError;
@@ -122,10 +122,10 @@ impl MixtureValue {
         if t > self.diffusion.steps() {
             return self.log_normalizer;
         }
-        self.diffusion.log_responsibilities(t, x, log_g);
         let scores = &self.scores[t - 1];
         match &self.reward {
             GmmReward::Linear { .. } => {
+                self.diffusion.log_responsibilities(t, x, log_g);
                 let mut max = f64::NEG_INFINITY;
                 for (lg, s) in log_g.iter_mut().zip(scores) {
                     *lg += s.at(x);
@@ -134,10 +134,30 @@ impl MixtureValue {
                 max + log_g.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
             }
             GmmReward::Step { scale, .. } => {
-                for (lg, s) in log_g.iter_mut().zip(scores) {
-                    *lg += log_normal_cdf(s.at(x));
+                // P = sum_k g_k Phi(u_k), summed in linear space relative to
+                // the largest component; the log-space sum is the fallback
+                // when every Phi(u_k) underflows.
+                let d = x.len();
+                let mut max = f64::NEG_INFINITY;
+                for (lg, c) in log_g.iter_mut().zip(self.diffusion.noised(t)) {
+                    *lg = c.log_norm - 0.5 * quadratic_form(&c.precision, &c.mean, x, d);
+                    max = max.max(*lg);
                 }
-                step_value(scale / self.alpha, log_sum_exp(log_g))
+                let (mut num, mut den) = (0.0, 0.0);
+                for (lg, s) in log_g.iter().zip(scores) {
+                    let e = (lg - max).exp();
+                    den += e;
+                    num += e * normal_cdf(s.at(x));
+                }
+                let log_p = if num > 1e-280 {
+                    (num / den).ln()
+                } else {
+                    for (lg, s) in log_g.iter_mut().zip(scores) {
+                        *lg += log_normal_cdf(s.at(x));
+                    }
+                    log_sum_exp(log_g) - (max + den.ln())
+                };
+                step_value(scale / self.alpha, log_p)
             }
         }
     }
