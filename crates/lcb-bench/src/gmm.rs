@@ -6,8 +6,9 @@ use std::str::FromStr;
 
 use lcb_core::stats::ks_one_sample;
 use lcb_core::{
-    AnalyticEnvelope, Baseline, GaussianKernel, Guide, LearnedEnvelope, Limits, Method, Problem, Progress,
-    RunOptions, SampleOutput, Selection, global_bound, sample,
+    AnalyticEnvelope, Baseline, GaussianKernel, Guide, GuidedConfig, GuidedSelection, LearnedEnvelope, Limits,
+    Method, Problem, Progress, RunOptions, SampleOutput, Selection, SmcConfig, global_bound, sample, sample_guided,
+    sample_smc,
 };
 use lcb_models::gmm::GmmSetup;
 
@@ -57,7 +58,8 @@ pub struct GmmRunOptions<'a> {
     pub kernel: KernelChoice,
     pub samples: usize,
     pub seed: u64,
-    /// Candidates per sample for the best-of-N methods.
+    /// Candidates per sample for the best-of-N methods, proposals per step
+    /// for value-guided selection, particles per output sample for SMC.
     pub n: usize,
     /// Tail level of the analytic envelope.
     pub delta: f64,
@@ -178,6 +180,25 @@ fn run_with<K: GaussianKernel>(
                 guide: Some(guide),
             };
             sample(name, &problem, &method, &run)?
+        }
+        MethodName::Smc => {
+            let config = SmcConfig {
+                particles: Some(options.samples * options.n),
+                ..SmcConfig::default()
+            };
+            sample_smc(name, &problem, &setup.value, &config, &run)?
+        }
+        MethodName::Svdd | MethodName::SvddArgmax => {
+            let selection = if method == MethodName::Svdd {
+                GuidedSelection::Sample
+            } else {
+                GuidedSelection::Argmax
+            };
+            let config = GuidedConfig {
+                proposals: options.n,
+                selection,
+            };
+            sample_guided(name, &problem, &setup.value, &config, &run)?
         }
     };
     Ok(output)

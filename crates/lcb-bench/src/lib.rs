@@ -1,6 +1,7 @@
 //! The experiment runner: methods side by side on the same seeds, exact
 //! metrics against closed-form targets, tables and reports.
 
+pub mod compare;
 pub mod error;
 pub mod gmm;
 pub mod method;

@@ -23,10 +23,17 @@ pub enum MethodName {
     /// N LCB samples, keeping the highest reward (learned baseline when
     /// given, analytic envelope otherwise).
     LcbBon,
+    /// Sequential Monte Carlo with `N` particles per output sample.
+    Smc,
+    /// Per-step value-guided selection with `M = N` proposals, one drawn
+    /// with weights `exp(V^)`.
+    Svdd,
+    /// Per-step value-guided selection keeping the argmax of `V^` (biased).
+    SvddArgmax,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 7] = [
+    pub const ALL: [MethodName; 10] = [
         Self::Rs,
         Self::TrajectoryRs,
         Self::LcbAnalytic,
@@ -34,6 +41,9 @@ impl MethodName {
         Self::Bon,
         Self::SoftBon,
         Self::LcbBon,
+        Self::Smc,
+        Self::Svdd,
+        Self::SvddArgmax,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +55,9 @@ impl MethodName {
             Self::Bon => "bon",
             Self::SoftBon => "soft-bon",
             Self::LcbBon => "lcb-bon",
+            Self::Smc => "smc",
+            Self::Svdd => "svdd",
+            Self::SvddArgmax => "svdd-argmax",
         }
     }
 

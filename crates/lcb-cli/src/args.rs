@@ -20,6 +20,9 @@ pub enum Command {
     /// Run the methods side by side on one seed, print a table and write
     /// one JSON report per method.
     Bench(BenchArgs),
+    /// Compare RS, LCB, best-of-N, value-guided selection and SMC at matched
+    /// computed proposals, for each alpha.
+    Compare(CompareArgs),
 }
 
 /// Which experiment to run: a built-in preset or a TOML config file.
@@ -109,6 +112,33 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<MethodName>,
     /// Folder for the JSON reports and the markdown table.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Preset to compare on (paper-gmm or aniso-4d); use --config for a file.
+    #[arg(value_name = "PRESET", conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// TOML file with the experiment.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Reverse kernel: exact or ddpm.
+    #[arg(long, default_value = "exact")]
+    pub kernel: KernelChoice,
+    /// Temperatures to compare at, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.2")]
+    pub alphas: Vec<f64>,
+    /// Tail level delta in (0, 1) of the LCB envelope (default: the preset's or config's).
+    #[arg(long)]
+    pub delta: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Samples per method.
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Folder for compare.md and the JSON records.
     #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
 }

@@ -7,7 +7,7 @@ use lcb_bench::{GmmRunOptions, MethodName, run_gmm, table};
 use lcb_core::Limits;
 use lcb_models::gmm::{GmmConfig, GmmSetup};
 
-use crate::args::{BenchArgs, Cli, Command, RunArgs, SampleArgs};
+use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs};
 use crate::progress::StepBar;
 
 type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Sample(args) => with_threads(args.run.threads, || sample(&args)),
         Command::Bench(args) => with_threads(args.run.threads, || bench(&args)),
+        Command::Compare(args) => with_threads(args.run.threads, || compare(&args)),
     }
 }
 
@@ -120,5 +121,33 @@ fn bench(args: &BenchArgs) -> CliResult {
     let table = table::markdown(&records);
     write_atomic(&args.out.join("table.md"), table.as_bytes())?;
     print!("{table}");
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> CliResult {
+    let preset = args.preset.as_deref().unwrap_or("paper-gmm");
+    let config = load_config(preset, args.config.as_deref())?;
+    let name = args
+        .config
+        .as_ref()
+        .map_or_else(|| preset.to_string(), |p| p.display().to_string());
+
+    let mut text = String::new();
+    let mut all = Vec::new();
+    for &alpha in &args.alphas {
+        let setup = build(config.clone(), Some(alpha), args.delta)?;
+        let bar = StepBar::new(&format!("alpha {alpha}"));
+        let options = run_options(&args.run, args.kernel, args.samples, setup.delta, &bar);
+        let records = lcb_bench::compare::matched_compute(&setup, &options)?;
+        bar.finish();
+        let title = format!("{name}, {} kernel, alpha = {alpha}, delta = {}", args.kernel, setup.delta);
+        text.push_str(&lcb_bench::compare::markdown(&title, &records));
+        text.push('\n');
+        all.extend(records);
+    }
+    write_atomic(&args.out.join("compare.md"), text.as_bytes())?;
+    let json = serde_json::to_string_pretty(&all)?;
+    write_atomic(&args.out.join("compare.json"), json.as_bytes())?;
+    print!("{text}");
     Ok(())
 }
