@@ -110,6 +110,25 @@ impl GmmConfig {
         }
     }
 
+    /// The paper preset lifted to `d >= 1` dimensions: means `(+-5, 0, ..., 0)`,
+    /// identity covariances, the same schedule and reward. Used to study how
+    /// cost grows with dimension.
+    pub fn paper_in(d: usize) -> Result<Self, ModelError> {
+        if d == 0 {
+            return Err(invalid("dimension", "d must be at least 1"));
+        }
+        let mut config = Self::paper();
+        config.mixture.means = [5.0, -5.0]
+            .iter()
+            .map(|&m| {
+                let mut mean = vec![0.0; d];
+                mean[0] = m;
+                mean
+            })
+            .collect();
+        Ok(config)
+    }
+
     /// A preset by name (see [`PRESETS`]).
     pub fn preset(name: &str) -> Result<Self, ModelError> {
         match name {
