@@ -16,7 +16,8 @@ use crate::error::BenchError;
 use crate::method::MethodName;
 
 /// Which reverse kernel of the mixture to sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KernelChoice {
     /// The exact posterior: samplers can be checked against the target.
     #[default]

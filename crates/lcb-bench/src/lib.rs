@@ -3,9 +3,12 @@
 
 pub mod compare;
 pub mod error;
+pub mod figures;
 pub mod gmm;
 pub mod method;
 pub mod output;
+pub mod plots;
+pub mod suite;
 pub mod table;
 
 pub use error::BenchError;

@@ -96,22 +96,40 @@ pub struct BenchArgs {
     /// Reverse kernel: exact or ddpm.
     #[arg(long, default_value = "exact")]
     pub kernel: KernelChoice,
-    /// KL temperature alpha > 0 (default: the preset's or config's).
+    /// Base temperature of the main table (default: the preset's or config's).
     #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
-    /// Tail level delta in (0, 1) (default: the preset's or config's).
+    /// Base tail level delta in (0, 1) (default: the preset's or config's).
     #[arg(long, allow_negative_numbers = true)]
     pub delta: Option<f64>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Samples per method.
+    /// Samples per method in the main table.
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
-    /// Methods to run, comma separated (default: every method the
-    /// experiment supports).
+    /// Samples per run in the grids over alpha, delta and N.
+    #[arg(long, default_value_t = 500)]
+    pub grid_samples: usize,
+    /// Temperatures of the alpha grid, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.5,0.2,0.1")]
+    pub alphas: Vec<f64>,
+    /// Tail levels of the delta sweep, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.2,0.1,0.05,0.02,0.01")]
+    pub deltas: Vec<f64>,
+    /// Candidate counts of the N sweep, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
+    pub ns: Vec<usize>,
+    /// Temperatures of the matched-compute comparison, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.2")]
+    pub compare_alphas: Vec<f64>,
+    /// Run only the main table (no grids, comparison or figures).
+    #[arg(long)]
+    pub main_only: bool,
+    /// Methods of the main table, comma separated (default: every method
+    /// the experiment supports).
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<MethodName>,
-    /// Folder for the JSON reports and the markdown table.
+    /// Folder for the reports, tables and figures.
     #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
 }

@@ -3,8 +3,10 @@
 use std::error::Error;
 
 use lcb_bench::output::{samples_csv, write_atomic, write_record};
-use lcb_bench::{GmmRunOptions, MethodName, run_gmm, table};
-use lcb_core::Limits;
+use lcb_bench::figures::draw_all;
+use lcb_bench::suite::{SuiteSettings, run_suite};
+use lcb_bench::{BenchError, GmmRunOptions, MethodName, run_gmm, table};
+use lcb_core::{Limits, RunRecord};
 use lcb_models::gmm::{GmmConfig, GmmSetup};
 
 use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs};
@@ -102,18 +104,70 @@ fn default_methods(setup: &GmmSetup) -> Vec<MethodName> {
 fn bench(args: &BenchArgs) -> CliResult {
     let preset = args.preset.as_deref().unwrap_or("paper-gmm");
     let config = load_config(preset, args.config.as_deref())?;
-    let setup = build(config, args.alpha, args.delta)?;
+    let base_alpha = args.alpha.unwrap_or(config.alpha);
+    let base_delta = args.delta.unwrap_or(config.delta);
+    let base = build(config.clone(), Some(base_alpha), Some(base_delta))?;
+    if args.main_only {
+        return bench_main(args, &base);
+    }
+
+    let settings = SuiteSettings {
+        kernel: args.kernel,
+        samples: args.samples,
+        grid_samples: args.grid_samples,
+        seed: args.run.seed,
+        n: args.run.n,
+        alphas: args.alphas.clone(),
+        deltas: args.deltas.clone(),
+        ns: args.ns.clone(),
+        compare_alphas: args.compare_alphas.clone(),
+        limits: Limits {
+            max_proposals_per_prefix: args.run.max_proposals,
+            ..Limits::default()
+        },
+        max_trajectories: args.run.max_trajectories,
+    };
+    let setup_at = |alpha: f64, delta: f64| {
+        let mut config = config.clone();
+        config.delta = delta;
+        config.build(alpha).map_err(BenchError::from)
+    };
+    let no_learned = |_: &GmmSetup| Ok(None);
+    let progress = |label: &str| -> Box<dyn lcb_core::Progress> { Box::new(StepBar::new(label)) };
+    let report = run_suite(&setup_at, base_alpha, base_delta, &settings, &no_learned, &progress)?;
+
+    let out = &args.out;
+    let name = args.config.as_ref().map_or_else(|| preset.to_string(), |p| p.display().to_string());
+    let main: Vec<RunRecord> = report.grid("main").map(|r| r.record.clone()).collect();
+    for record in &main {
+        write_record(&out.join(format!("{}.json", record.method)), record)?;
+    }
+    let table = table::markdown(&main);
+    write_atomic(&out.join("table.md"), table.as_bytes())?;
+    write_atomic(&out.join("runs.csv"), report.csv().as_bytes())?;
+    write_atomic(&out.join("runs.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    let summary = report.markdown(&format!("{name}: {} kernel, alpha = {base_alpha}, delta = {base_delta}", args.kernel));
+    write_atomic(&out.join("summary.md"), summary.as_bytes())?;
+    let figures = draw_all(out, &report, &base)?;
+
+    print!("{table}");
+    println!("\nwrote {} runs, summary.md, runs.csv, runs.json and {} figures to {}", report.runs.len(), figures.len(), out.display());
+    Ok(())
+}
+
+/// The main table alone: the named methods (or all that apply) at the base
+/// temperature.
+fn bench_main(args: &BenchArgs, setup: &GmmSetup) -> CliResult {
     let methods = if args.methods.is_empty() {
-        default_methods(&setup)
+        default_methods(setup)
     } else {
         args.methods.clone()
     };
-
     let mut records = Vec::new();
     for method in methods {
         let bar = StepBar::new(method.as_str());
         let options = run_options(&args.run, args.kernel, args.samples, setup.delta, &bar);
-        let output = run_gmm(&setup, method, &options, None)?;
+        let output = run_gmm(setup, method, &options, None)?;
         bar.finish();
         write_record(&args.out.join(format!("{method}.json")), &output.record)?;
         records.push(output.record);

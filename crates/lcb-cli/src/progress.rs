@@ -24,6 +24,12 @@ impl StepBar {
     }
 }
 
+impl Drop for StepBar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 impl Progress for StepBar {
     fn advance(&self, done: usize, total: usize) {
         self.bar.set_length(total as u64);
