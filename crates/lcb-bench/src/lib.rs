@@ -8,6 +8,7 @@ pub mod gmm;
 pub mod method;
 pub mod output;
 pub mod plots;
+pub mod scaling;
 pub mod suite;
 pub mod table;
 

@@ -1055,6 +1055,7 @@ impl Occupancy {
     }
 
     fn corner(&self) -> SeriesLabelPosition {
+        eprintln!("DEBUG counts {:?} x {:?} y {:?}", self.counts, self.x, self.y);
         match (0..4).min_by_key(|&i| self.counts[i]) {
             Some(1) => SeriesLabelPosition::UpperLeft,
             Some(2) => SeriesLabelPosition::LowerRight,

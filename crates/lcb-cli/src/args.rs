@@ -23,6 +23,9 @@ pub enum Command {
     /// Compare RS, LCB, best-of-N, value-guided selection and SMC at matched
     /// computed proposals, for each alpha.
     Compare(CompareArgs),
+    /// Measure how RS's and LCB's proposals grow with 1/alpha and with the
+    /// dimension, on the paper preset lifted to d dimensions.
+    Scaling(ScalingArgs),
 }
 
 /// Which experiment to run: a built-in preset or a TOML config file.
@@ -157,6 +160,31 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
     /// Folder for compare.md and the JSON records.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ScalingArgs {
+    /// Temperatures at d = 2, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.5,0.2,0.1,0.05")]
+    pub alphas: Vec<f64>,
+    /// Dimensions, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,32,64")]
+    pub dims: Vec<usize>,
+    /// Temperature of the dimension sweep.
+    #[arg(long, default_value_t = 0.2)]
+    pub alpha_for_dims: f64,
+    /// Samples per point.
+    #[arg(long, default_value_t = 300)]
+    pub samples: usize,
+    /// Seed of every random stream.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Folder for scaling.md, scaling.json and scaling.png.
     #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
 }

@@ -9,7 +9,7 @@ use lcb_bench::{BenchError, GmmRunOptions, MethodName, run_gmm, table};
 use lcb_core::{Limits, RunRecord};
 use lcb_models::gmm::{GmmConfig, GmmSetup};
 
-use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs};
+use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs, ScalingArgs};
 use crate::progress::StepBar;
 
 type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Sample(args) => with_threads(args.run.threads, || sample(&args)),
         Command::Bench(args) => with_threads(args.run.threads, || bench(&args)),
         Command::Compare(args) => with_threads(args.run.threads, || compare(&args)),
+        Command::Scaling(args) => with_threads(args.threads, || scaling(&args)),
     }
 }
 
@@ -203,5 +204,17 @@ fn compare(args: &CompareArgs) -> CliResult {
     let json = serde_json::to_string_pretty(&all)?;
     write_atomic(&args.out.join("compare.json"), json.as_bytes())?;
     print!("{text}");
+    Ok(())
+}
+
+fn scaling(args: &ScalingArgs) -> CliResult {
+    use lcb_bench::scaling;
+
+    let points = scaling::run_scaling(&args.alphas, &args.dims, args.alpha_for_dims, args.samples, args.seed)?;
+    let table = scaling::markdown(&points);
+    write_atomic(&args.out.join("scaling.md"), table.as_bytes())?;
+    write_atomic(&args.out.join("scaling.json"), serde_json::to_string_pretty(&points)?.as_bytes())?;
+    scaling::plot(&args.out.join("scaling.png"), &points, args.alpha_for_dims)?;
+    print!("{table}");
     Ok(())
 }
