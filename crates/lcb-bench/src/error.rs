@@ -22,6 +22,12 @@ pub enum BenchError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    Learn(#[from] lcb_learn::LearnError),
+
+    #[error(transparent)]
+    Checkpoint(#[from] lcb_learn::CheckpointError),
+
     #[error("unknown method {0:?}; available: {1}")]
     UnknownMethod(String, String),
 }

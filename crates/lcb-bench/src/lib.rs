@@ -5,6 +5,7 @@ pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod gmm;
+pub mod learned;
 pub mod method;
 pub mod output;
 pub mod plots;

@@ -17,6 +17,8 @@ pub enum Command {
     /// Draw samples from the reward-aligned model with one method; write
     /// them as CSV and the run record as JSON.
     Sample(SampleArgs),
+    /// Train a learned Chernoff baseline and save it as a checkpoint.
+    Train(TrainArgs),
     /// Run the methods side by side on one seed, print a table and write
     /// one JSON report per method.
     Bench(BenchArgs),
@@ -86,6 +88,44 @@ pub struct SampleArgs {
     /// JSON file for the run record.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Checkpoint folder of a learned baseline (from `lcb-cli train`), for
+    /// the lcb and lcb-bon methods.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Backend that trains the network: ndarray, flex (CPU) or wgpu.
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    /// TOML file with training settings (particles, iterations_per_step,
+    /// learning_rate, network, lambda, tau_slack, ...); options below override it.
+    #[arg(long)]
+    pub train_config: Option<PathBuf>,
+    /// Particles of the aligned trajectory.
+    #[arg(long)]
+    pub particles: Option<usize>,
+    /// Gradient steps per transition.
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Fix lambda_t to this value instead of learning it.
+    #[arg(long)]
+    pub lambda: Option<f64>,
+    /// Seed of training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Checkpoint folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +168,12 @@ pub struct BenchArgs {
     /// Run only the main table (no grids, comparison or figures).
     #[arg(long)]
     pub main_only: bool,
+    /// Leave learned LCB out (no baseline training).
+    #[arg(long)]
+    pub no_learned: bool,
+    /// Backend that trains the learned baselines: ndarray, flex or wgpu.
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
     /// Methods of the main table, comma separated (default: every method
     /// the experiment supports).
     #[arg(long, value_delimiter = ',')]

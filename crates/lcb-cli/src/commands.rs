@@ -5,11 +5,13 @@ use std::error::Error;
 use lcb_bench::output::{samples_csv, write_atomic, write_record};
 use lcb_bench::figures::draw_all;
 use lcb_bench::suite::{SuiteSettings, run_suite};
-use lcb_bench::{BenchError, GmmRunOptions, MethodName, run_gmm, table};
+use lcb_bench::suite::OwnedLcb;
+use lcb_bench::{BenchError, GmmRunOptions, LearnedLcb, MethodName, run_gmm, table};
+use lcb_learn::{Backend, LambdaConfig, TrainConfig};
 use lcb_core::{Limits, RunRecord};
 use lcb_models::gmm::{GmmConfig, GmmSetup};
 
-use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs, ScalingArgs};
+use crate::args::{BenchArgs, Cli, Command, CompareArgs, RunArgs, SampleArgs, ScalingArgs, TrainArgs};
 use crate::progress::StepBar;
 
 type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -17,6 +19,7 @@ type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Sample(args) => with_threads(args.run.threads, || sample(&args)),
+        Command::Train(args) => with_threads(args.threads, || train(&args)),
         Command::Bench(args) => with_threads(args.run.threads, || bench(&args)),
         Command::Compare(args) => with_threads(args.run.threads, || compare(&args)),
         Command::Scaling(args) => with_threads(args.threads, || scaling(&args)),
@@ -73,10 +76,18 @@ fn run_options<'a>(
 
 fn sample(args: &SampleArgs) -> CliResult {
     let config = load_config(&args.model.preset, args.model.config.as_deref())?;
-    let setup = build(config, args.model.alpha, args.model.delta)?;
+    let setup = build(config.clone(), args.model.alpha, args.model.delta)?;
     let bar = StepBar::new(args.method.as_str());
     let options = run_options(&args.run, args.model.kernel, args.samples, setup.delta, &bar);
-    let output = run_gmm(&setup, args.method, &options, None)?;
+    let trained = match &args.baseline {
+        Some(dir) => Some(lcb_bench::learned::load_gmm(dir, &config, &setup, args.model.kernel)?),
+        None => None,
+    };
+    let learned = trained.as_ref().map(|t| LearnedLcb {
+        baseline: &t.network,
+        tau: t.tau.clone(),
+    });
+    let output = run_gmm(&setup, args.method, &options, learned.as_ref())?;
     bar.finish();
 
     let d = setup.diffusion.dim();
@@ -133,9 +144,24 @@ fn bench(args: &BenchArgs) -> CliResult {
         config.delta = delta;
         config.build(alpha).map_err(BenchError::from)
     };
-    let no_learned = |_: &GmmSetup| Ok(None);
+    let train_config = TrainConfig {
+        backend: parse_backend(&args.backend)?,
+        seed: args.run.seed,
+        ..TrainConfig::default()
+    };
+    let learned = |setup: &GmmSetup| -> Result<Option<OwnedLcb>, BenchError> {
+        if args.no_learned {
+            return Ok(None);
+        }
+        let bar = StepBar::new(&format!("train a={} d={}", setup.alpha, setup.delta));
+        let trained = lcb_bench::learned::train_gmm(setup, args.kernel, &train_config, &bar)?;
+        Ok(Some(OwnedLcb {
+            tau: trained.tau.clone(),
+            baseline: Box::new(trained.network),
+        }))
+    };
     let progress = |label: &str| -> Box<dyn lcb_core::Progress> { Box::new(StepBar::new(label)) };
-    let report = run_suite(&setup_at, base_alpha, base_delta, &settings, &no_learned, &progress)?;
+    let report = run_suite(&setup_at, base_alpha, base_delta, &settings, &learned, &progress)?;
 
     let out = &args.out;
     let name = args.config.as_ref().map_or_else(|| preset.to_string(), |p| p.display().to_string());
@@ -216,5 +242,70 @@ fn scaling(args: &ScalingArgs) -> CliResult {
     write_atomic(&args.out.join("scaling.json"), serde_json::to_string_pretty(&points)?.as_bytes())?;
     scaling::plot(&args.out.join("scaling.png"), &points, args.alpha_for_dims)?;
     print!("{table}");
+    Ok(())
+}
+
+fn parse_backend(name: &str) -> Result<Backend, Box<dyn Error + Send + Sync>> {
+    match name {
+        "ndarray" => Ok(Backend::Ndarray),
+        "flex" => Ok(Backend::Flex),
+        "wgpu" => Ok(Backend::Wgpu),
+        other => Err(format!("unknown backend {other:?}; available: ndarray, flex, wgpu").into()),
+    }
+}
+
+fn train(args: &TrainArgs) -> CliResult {
+    let config = load_config(&args.model.preset, args.model.config.as_deref())?;
+    let setup = build(config.clone(), args.model.alpha, args.model.delta)?;
+
+    let mut train_config = match &args.train_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str::<TrainConfig>(&text).map_err(|e| format!("invalid training config {}: {e}", path.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    train_config.backend = parse_backend(&args.backend)?;
+    train_config.seed = args.seed;
+    if let Some(particles) = args.particles {
+        train_config.particles = particles;
+    }
+    if let Some(iterations) = args.iterations {
+        train_config.iterations_per_step = iterations;
+    }
+    if let Some(rate) = args.learning_rate {
+        train_config.learning_rate = rate;
+    }
+    if let Some(value) = args.lambda {
+        train_config.lambda = LambdaConfig::Fixed { value };
+    }
+
+    let bar = StepBar::new("train");
+    let trained = lcb_bench::learned::train_gmm(&setup, args.model.kernel, &train_config, &bar)?;
+    drop(bar);
+    lcb_bench::learned::save_gmm(&args.out, &trained, &config, &setup, args.model.kernel)?;
+    let history = serde_json::to_string_pretty(&trained.history)?;
+    write_atomic(&args.out.join("training_log.json"), history.as_bytes())?;
+
+    println!("| step | final loss J | lambda_t | tau_t (training) | tau_t (final pass) | acceptance | proposals |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for (log, calibrated) in trained.history.steps.iter().zip(&trained.history.final_pass) {
+        println!(
+            "| {} | {:.4} | {:.3} | {:.4} | {:.4} | {:.3} | {} |",
+            log.step,
+            log.losses.last().copied().unwrap_or(f64::NAN),
+            log.lambda,
+            log.tau,
+            calibrated.tau,
+            calibrated.accept_rate,
+            calibrated.proposals,
+        );
+    }
+    println!(
+        "\ntrained on {} in {:.1} s; checkpoint written to {}",
+        train_config.backend.name(),
+        trained.history.wall_seconds,
+        args.out.display()
+    );
     Ok(())
 }
