@@ -50,7 +50,8 @@ impl Backend {
     /// result (device or error) is kept and returned by later calls.
     ///
     /// # Errors
-    /// [`LearnError::WgpuUnavailable`] when wgpu finds no adapter.
+    /// [`LearnError::WgpuUnavailable`] when the wgpu runtime fails to start,
+    /// for example because no adapter exists.
     pub fn device(self) -> Result<Device, LearnError> {
         match self {
             #[allow(deprecated)] // burn 0.22 deprecates ndarray; the design keeps it selectable.

@@ -59,8 +59,8 @@ impl NetworkBaseline {
     /// Rebuilds a network from burnpack bytes written by [`Self::to_burnpack`].
     ///
     /// # Errors
-    /// A message naming what failed: an unreadable pack, a missing or extra
-    /// tensor, or a shape that does not fit `config`.
+    /// [`LearnError::TensorRead`] naming what failed: an unreadable pack, a
+    /// missing or extra tensor, or a shape that does not fit `config`.
     pub(crate) fn from_burnpack(
         bytes: Vec<u8>,
         config: &NetworkConfig,

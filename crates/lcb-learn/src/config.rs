@@ -50,14 +50,18 @@ pub struct TrainConfig {
     /// each on its stored particles with one fresh proposal per particle.
     /// 0 trains on `J_t` alone, as the method is described. Replay keeps the
     /// shared network from drifting away from the earlier steps. Each
-    /// replayed step costs one more batch per iteration.
+    /// replayed step costs one more batch per iteration. The default, 1,
+    /// cut LCB's proposals on the paper preset at `alpha = 0.2` from 5.4% to
+    /// 1.7% of per-step RS's, for twice the training time.
     pub replay_steps: usize,
     pub network: NetworkConfig,
     pub lambda: LambdaConfig,
     /// Tail level of the Chernoff bound, in `(0, 1)`.
     pub delta: f64,
     /// Added to every calibrated `tau_t` (log units, >= 0) as a margin for
-    /// the sampling error of the calibration batch.
+    /// the sampling error of the calibration batch. The default, 0.3, brought
+    /// the summed clipping-TV estimate on the paper preset at `alpha = 0.2`
+    /// from 0.04 to 0.01 for about 30% more proposals.
     pub tau_slack: f64,
     /// Fresh proposals per particle in each calibration batch of `tau_t`.
     pub calibration_proposals: usize,
@@ -81,11 +85,11 @@ impl Default for TrainConfig {
             particles: 1024,
             iterations_per_step: 40,
             learning_rate: 1e-3,
-            replay_steps: 0,
+            replay_steps: 1,
             network: NetworkConfig::default(),
             lambda: LambdaConfig::default(),
             delta: 0.1,
-            tau_slack: 0.0,
+            tau_slack: 0.3,
             calibration_proposals: 2,
             envelope_cap: None,
             max_proposals_per_prefix: 1_000_000,

@@ -69,18 +69,19 @@ pub struct TrainedBaseline {
 }
 
 impl TrainedBaseline {
-    /// The baseline and `tau_t` (`tau[t - 1]` for `t = 1..=T`) to build an
-    /// envelope from.
+    /// Returns the baseline and `tau_t` (`tau[t - 1]` for `t = 1..=T`) to
+    /// build an envelope from.
     pub fn envelope_parts(&self) -> (&dyn Baseline<Elem = f64>, Vec<f64>) {
         (&self.network, self.tau.clone())
     }
 
-    /// The LCB envelope `min(b_theta(y, t) + tau_t, cap)`.
+    /// Builds the LCB envelope `min(b_theta(y, t) + tau_t, cap)`.
     pub fn envelope(&self, cap: Option<f64>) -> Result<LearnedEnvelope<'_, f64>, SampleError> {
         LearnedEnvelope::new(&self.network, self.tau.clone(), cap)
     }
 
-    /// Every objective value in training order; see [`TrainingHistory::loss_trajectory`].
+    /// Returns every objective value in training order, as
+    /// [`TrainingHistory::loss_trajectory`] does.
     pub fn loss_trajectory(&self) -> Vec<f64> {
         self.history.loss_trajectory()
     }
