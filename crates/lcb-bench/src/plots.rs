@@ -28,11 +28,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ab_glyph::{Font, FontRef, ScaleFont, point};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::element::{DashedPathElement, DottedPathElement};
 use plotters::prelude::*;
+use plotters_backend::text_anchor::{HPos, VPos};
+use plotters_backend::{BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind};
 use thiserror::Error;
 
 /// DejaVu Sans 2.37 from Debian's fonts-dejavu-core, under the Bitstream Vera
@@ -171,7 +174,7 @@ pub struct Series {
     /// Index into the palette; `None` uses the series' position in its panel.
     /// Give several series one colour to mark them as the same trajectory.
     pub color: Option<usize>,
-    /// Draws a filled circle at every point.
+    /// Draws a filled circle at every point; isolated points always get one.
     pub markers: bool,
 }
 
@@ -402,7 +405,9 @@ pub fn grouped_bars(
         groups: bar_groups,
         log_y,
     };
-    render(figure, &notes, |area, text| draw_bar_panel(area, &panel, text))
+    render(figure, &notes, |area, text| {
+        draw_bar_panel(area, &panel, text)
+    })
 }
 
 /// Draws one line chart; the panel title, if any, goes under the figure title.
@@ -471,7 +476,11 @@ pub fn distributions(
         .collect();
 
     render(figure, &notes, |area, text| {
-        for (cell, plot) in area.split_evenly(grid_shape(panels.len())).iter().zip(&prepared) {
+        for (cell, plot) in area
+            .split_evenly(grid_shape(panels.len()))
+            .iter()
+            .zip(&prepared)
+        {
             match plot {
                 DistributionPlot::Bars(bars) => draw_bar_panel(cell, bars, text)?,
                 DistributionPlot::Histogram(histogram) => {
@@ -486,8 +495,8 @@ pub fn distributions(
 // ---------------------------------------------------------------------------
 // Rendering, encoding and writing.
 
-type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
-type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<TickedRange, TickedRange>>;
+type Area<'b> = DrawingArea<Canvas<'b>, Shift>;
+type Chart<'a, 'b> = ChartContext<'a, Canvas<'b>, Cartesian2d<TickedRange, TickedRange>>;
 type RenderResult<T> = Result<T, Box<dyn StdError>>;
 
 /// Text heights in pixels, scaled with the figure from a 960x640 base.
@@ -518,7 +527,7 @@ impl TextSizes {
     }
 }
 
-fn font<'a>(size: f64) -> TextStyle<'a> {
+fn text_style<'a>(size: f64) -> TextStyle<'a> {
     TextStyle::from((FontFamily::SansSerif, size).into_font())
 }
 
@@ -526,23 +535,174 @@ fn palette(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
-/// Registers the embedded font as plotters' "sans-serif" family, once per process.
-fn ensure_font(path: &Path) -> Result<(), PlotError> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let registered = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(
-            FontFamily::SansSerif.as_str(),
-            FontStyle::Normal,
-            FONT_BYTES,
-        )
-        .is_ok()
+/// Parses the embedded font and registers it as plotters' "sans-serif"
+/// family, once per process. plotters measures text with the registered
+/// font, and [`Canvas`] draws the glyphs with the parsed one.
+fn embedded_font(path: &Path) -> Result<&'static FontRef<'static>, PlotError> {
+    static FONT: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
+    let font = FONT.get_or_init(|| {
+        let family = FontFamily::SansSerif.as_str();
+        plotters::style::register_font(family, FontStyle::Normal, FONT_BYTES).ok()?;
+        FontRef::try_from_slice(FONT_BYTES).ok()
     });
-    if registered {
+    font.as_ref().ok_or_else(|| PlotError::Font {
+        path: path.to_path_buf(),
+    })
+}
+
+/// plotters' bitmap backend with its own glyph placement.
+///
+/// plotters 0.3.7 draws each ab_glyph outline at the pen position and drops
+/// the glyph's left side bearing, so narrow letters such as `i` and `t` sit
+/// too far left ("densi ty"). This backend draws every glyph at its true
+/// bounds inside the text box that plotters measured, so layout is
+/// unchanged. It always uses the embedded font, whatever family a style names.
+struct Canvas<'a> {
+    bitmap: BitMapBackend<'a>,
+    font: &'static FontRef<'static>,
+}
+
+type CanvasResult<'a> =
+    Result<(), DrawingErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>>;
+
+impl<'a> DrawingBackend for Canvas<'a> {
+    type ErrorType = <BitMapBackend<'a> as DrawingBackend>::ErrorType;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.bitmap.get_size()
+    }
+
+    fn ensure_prepared(&mut self) -> CanvasResult<'a> {
+        self.bitmap.ensure_prepared()
+    }
+
+    fn present(&mut self) -> CanvasResult<'a> {
+        self.bitmap.present()
+    }
+
+    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> CanvasResult<'a> {
+        self.bitmap.draw_pixel(point, color)
+    }
+
+    fn draw_line<S: plotters_backend::BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> CanvasResult<'a> {
+        self.bitmap.draw_line(from, to, style)
+    }
+
+    fn draw_rect<S: plotters_backend::BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> CanvasResult<'a> {
+        self.bitmap.draw_rect(upper_left, bottom_right, style, fill)
+    }
+
+    fn draw_path<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> CanvasResult<'a> {
+        self.bitmap.draw_path(path, style)
+    }
+
+    fn draw_circle<S: plotters_backend::BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> CanvasResult<'a> {
+        self.bitmap.draw_circle(center, radius, style, fill)
+    }
+
+    fn fill_polygon<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vertices: I,
+        style: &S,
+    ) -> CanvasResult<'a> {
+        self.bitmap.fill_polygon(vertices, style)
+    }
+
+    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> CanvasResult<'a> {
+        self.bitmap.blit_bitmap(pos, size, src)
+    }
+
+    fn draw_text<S: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        pos: BackendCoord,
+    ) -> CanvasResult<'a> {
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+
+        // Anchor plotters' text box at `pos`, exactly as its default draw_text does.
+        let ((min_x, min_y), (max_x, max_y)) = style
+            .layout_box(text)
+            .map_err(|error| DrawingErrorKind::FontError(Box::new(error)))?;
+        let (width, height) = (max_x - min_x, max_y - min_y);
+        let dx = match style.anchor().h_pos {
+            HPos::Left => 0,
+            HPos::Center => -width / 2,
+            HPos::Right => -width,
+        };
+        let dy = match style.anchor().v_pos {
+            VPos::Top => 0,
+            VPos::Center => -height / 2,
+            VPos::Bottom => -height,
+        };
+        let transform = style.transform();
+
+        // plotters measures with as_scaled(size), so the advances here match its box width.
+        let font = self.font.as_scaled(style.size() as f32);
+        let cap_height = font
+            .outline_glyph(font.scaled_glyph('H'))
+            .map_or(0.7 * style.size() as f32, |outline| {
+                outline.px_bounds().height()
+            });
+        // Capital letters are centred vertically in the box.
+        let baseline = 0.5 * (height as f32 + cap_height);
+
+        let mut caret = 0.0f32;
+        let mut previous = None;
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(previous) = previous {
+                caret += font.kern(previous, id);
+            }
+            previous = Some(id);
+            let glyph = id.with_scale_and_position(font.scale(), point(caret, baseline));
+            caret += font.h_advance(id);
+
+            let Some(outline) = font.outline_glyph(glyph) else {
+                continue;
+            };
+            let bounds = outline.px_bounds();
+            let mut result = Ok(());
+            outline.draw(|gx, gy, coverage| {
+                if result.is_err() {
+                    return;
+                }
+                let x = bounds.min.x as i32 + gx as i32 + dx - min_x;
+                let y = bounds.min.y as i32 + gy as i32 + dy - min_y;
+                let (tx, ty) = transform.transform(x, y);
+                let pixel = BackendColor {
+                    alpha: color.alpha * f64::from(coverage),
+                    rgb: color.rgb,
+                };
+                result = self.bitmap.draw_pixel((pos.0 + tx, pos.1 + ty), pixel);
+            });
+            result?;
+        }
         Ok(())
-    } else {
-        Err(PlotError::Font {
-            path: path.to_path_buf(),
-        })
     }
 }
 
@@ -554,11 +714,11 @@ fn render(
     draw_body: impl FnOnce(&Area<'_>, &TextSizes) -> RenderResult<()>,
 ) -> Result<(), PlotError> {
     figure.validate_size()?;
-    ensure_font(&figure.path)?;
+    let font = embedded_font(&figure.path)?;
 
     let (width, height) = (figure.width, figure.height);
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
-    draw_figure(&mut pixels, figure, notes, draw_body).map_err(|error| PlotError::Draw {
+    draw_figure(&mut pixels, font, figure, notes, draw_body).map_err(|error| PlotError::Draw {
         path: figure.path.clone(),
         message: error.to_string(),
     })?;
@@ -572,18 +732,23 @@ fn render(
 
 fn draw_figure(
     pixels: &mut [u8],
+    font: &'static FontRef<'static>,
     figure: &Figure,
     notes: &[String],
     draw_body: impl FnOnce(&Area<'_>, &TextSizes) -> RenderResult<()>,
 ) -> RenderResult<()> {
     let text = TextSizes::for_size(figure.width, figure.height);
-    let root = BitMapBackend::with_buffer(pixels, (figure.width, figure.height)).into_drawing_area();
+    let canvas = Canvas {
+        bitmap: BitMapBackend::with_buffer(pixels, (figure.width, figure.height)),
+        font,
+    };
+    let root = canvas.into_drawing_area();
     root.fill(&WHITE)?;
 
     let mut body = if figure.title.is_empty() {
         root.clone()
     } else {
-        root.titled(&figure.title, font(text.title))?
+        root.titled(&figure.title, text_style(text.title))?
     };
 
     if !notes.is_empty() {
@@ -592,10 +757,14 @@ fn draw_figure(
         let strip = (lines.len() as f64 * line_height + 10.0 * text.scale) as i32;
         let body_height = body.dim_in_pixel().1 as i32;
         let (upper, lower) = body.split_vertically(body_height - strip);
-        let style = font(text.note).color(&RGBColor(80, 80, 80));
+        let style = text_style(text.note).color(&RGBColor(80, 80, 80));
         for (i, line) in lines.iter().enumerate() {
             let y = (4.0 * text.scale + i as f64 * line_height) as i32;
-            lower.draw(&Text::new(line.as_str(), ((12.0 * text.scale) as i32, y), &style))?;
+            lower.draw(&Text::new(
+                line.as_str(),
+                ((12.0 * text.scale) as i32, y),
+                &style,
+            ))?;
         }
         body = upper;
     }
@@ -607,8 +776,8 @@ fn draw_figure(
 
 /// Joins the notes into one "Note: ..." sentence wrapped to the figure width.
 fn wrap_note(notes: &[String], width: u32, size: f64) -> Vec<String> {
-    // DejaVu Sans averages about 0.55 em a character in mixed text.
-    let max_chars = ((f64::from(width) - 24.0) / (0.55 * size)).max(20.0) as usize;
+    // DejaVu Sans averages under 0.5 of the text size a character in mixed text.
+    let max_chars = ((f64::from(width) - 24.0) / (0.5 * size)).max(20.0) as usize;
     let sentence = format!("Note: {}.", notes.join("; "));
 
     let mut lines: Vec<String> = Vec::new();
@@ -668,8 +837,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
 
 /// One axis in plot space: data values on a linear axis, their base-10
 /// logarithms on a log axis, or category indices `0, 1, ...`.
+#[derive(Clone)]
 struct Axis {
     label: String,
+    log: bool,
     categorical: bool,
     lo: f64,
     hi: f64,
@@ -694,6 +865,7 @@ impl Axis {
         let tick_labels = ticks.iter().map(|&t| format_tick(t, step)).collect();
         Self {
             label: label.to_string(),
+            log: false,
             categorical: false,
             lo,
             hi,
@@ -704,26 +876,33 @@ impl Axis {
     }
 
     /// A log axis over `10^lo ..= 10^hi`: ticks at powers of 10, or at 1, 2
-    /// and 5 times them (then 1 to 9 times them) when the range spans less than
-    /// two decades.
+    /// and 5 times them (failing that, 1 to 9 times them) when fewer than
+    /// three powers of 10 fall in the range.
     fn log(label: &str, lo: f64, hi: f64) -> Self {
         let in_range = |t: f64| t >= lo - 1e-9 && t <= hi + 1e-9;
         let first = lo.floor() as i64;
         let last = hi.ceil() as i64;
         let multiples = |factors: &[f64]| -> Vec<f64> {
             (first..=last)
-                .flat_map(|k| factors.iter().map(move |m| (m * 10f64.powi(k as i32)).log10()))
+                .flat_map(|k| {
+                    factors
+                        .iter()
+                        .map(move |m| (m * 10f64.powi(k as i32)).log10())
+                })
                 .filter(|&t| in_range(t))
                 .collect()
         };
 
         let decades = multiples(&[1.0]);
         let all_multiples = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
-        let (ticks, minor_ticks) = if decades.len() >= 2 {
+        let (ticks, minor_ticks) = if decades.len() >= 3 {
             let stride = decades.len().div_ceil(8);
             let ticks: Vec<f64> = decades.iter().copied().step_by(stride).collect();
             let minor = if stride == 1 && decades.len() <= 7 {
-                all_multiples.into_iter().filter(|t| !ticks.contains(t)).collect()
+                all_multiples
+                    .into_iter()
+                    .filter(|t| !ticks.contains(t))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -731,19 +910,30 @@ impl Axis {
         } else {
             let one_two_five = multiples(&[1.0, 2.0, 5.0]);
             if one_two_five.len() >= 2 {
-                let minor = all_multiples.into_iter().filter(|t| !one_two_five.contains(t)).collect();
+                let minor = all_multiples
+                    .into_iter()
+                    .filter(|t| !one_two_five.contains(t))
+                    .collect();
                 (one_two_five, minor)
             } else if all_multiples.len() >= 2 {
                 (all_multiples, Vec::new())
             } else {
                 let (values, _) = linear_ticks(10f64.powf(lo), 10f64.powf(hi));
-                (values.into_iter().filter(|&v| v > 0.0).map(f64::log10).collect(), Vec::new())
+                (
+                    values
+                        .into_iter()
+                        .filter(|&v| v > 0.0)
+                        .map(f64::log10)
+                        .collect(),
+                    Vec::new(),
+                )
             }
         };
 
         let tick_labels = ticks.iter().map(|&t| format_value(10f64.powf(t))).collect();
         Self {
             label: label.to_string(),
+            log: true,
             categorical: false,
             lo,
             hi,
@@ -756,6 +946,7 @@ impl Axis {
     fn categories(label: &str, names: &[String]) -> Self {
         Self {
             label: label.to_string(),
+            log: false,
             categorical: true,
             lo: -0.5,
             hi: names.len().max(1) as f64 - 0.5,
@@ -763,6 +954,11 @@ impl Axis {
             tick_labels: names.to_vec(),
             minor_ticks: Vec::new(),
         }
+    }
+
+    /// Returns the same axis with its upper bound moved to `hi`, with new ticks.
+    fn with_upper_bound(&self, hi: f64) -> Self {
+        Self::new(&self.label, self.log, (self.lo, hi))
     }
 
     fn ranged(&self) -> TickedRange {
@@ -844,7 +1040,11 @@ impl Extent {
         let span = self.max - self.min;
         let magnitude = self.min.abs().max(self.max.abs());
         if span <= 1e-9 * magnitude || span == 0.0 {
-            let pad = if log || magnitude == 0.0 { 0.5 } else { 0.1 * magnitude };
+            let pad = if log || magnitude == 0.0 {
+                0.5
+            } else {
+                0.1 * magnitude
+            };
             return (self.min - pad, self.max + pad);
         }
         (self.min - margin * span, self.max + margin * span)
@@ -856,7 +1056,11 @@ impl Extent {
         let mut with_zero = *self;
         with_zero.add(0.0);
         let (lo, hi) = with_zero.bounds(margin, false);
-        if with_zero.min >= 0.0 { (0.0, hi) } else { (lo, hi) }
+        if with_zero.min >= 0.0 {
+            (0.0, hi)
+        } else {
+            (lo, hi)
+        }
     }
 }
 
@@ -953,6 +1157,42 @@ fn finite_segments(points: impl Iterator<Item = (f64, f64)>) -> (Vec<Vec<(f64, f
 // ---------------------------------------------------------------------------
 // Charts, legends and the legend's corner.
 
+/// Pixels around the plotting area of a chart: the y label area on the
+/// left, the x label area below, the caption above, and the margin on every side.
+struct Insets {
+    y_labels: f64,
+    x_labels: f64,
+    caption: f64,
+    margin: f64,
+}
+
+impl Insets {
+    fn new(y: &Axis, has_caption: bool, text: &TextSizes) -> Self {
+        // A digit or sign of DejaVu Sans is at most 0.6 of the text size wide.
+        let widest_y_label = y
+            .tick_labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(1);
+        Self {
+            y_labels: widest_y_label as f64 * 0.6 * text.tick + 1.8 * text.axis + 12.0,
+            x_labels: 1.5 * text.tick + 1.8 * text.axis + 8.0,
+            caption: if has_caption { 1.6 * text.caption } else { 0.0 },
+            margin: 12.0 * text.scale,
+        }
+    }
+
+    /// Estimates the size in pixels of the plotting area of a chart on `area`.
+    fn plotting_size(&self, area: &Area<'_>) -> (f64, f64) {
+        let (width, height) = area.dim_in_pixel();
+        (
+            (f64::from(width) - self.y_labels - 2.0 * self.margin).max(1.0),
+            (f64::from(height) - self.x_labels - self.caption - 2.0 * self.margin).max(1.0),
+        )
+    }
+}
+
 fn build_chart<'a, 'b>(
     area: &'a Area<'b>,
     caption: &str,
@@ -960,18 +1200,14 @@ fn build_chart<'a, 'b>(
     y: &Axis,
     text: &TextSizes,
 ) -> RenderResult<Chart<'a, 'b>> {
-    // DejaVu Sans digits are 0.64 em wide.
-    let widest_y_label = y.tick_labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
-    let y_area = widest_y_label as f64 * 0.64 * text.tick + 1.8 * text.axis + 12.0;
-    let x_area = 1.5 * text.tick + 1.8 * text.axis + 8.0;
-
+    let insets = Insets::new(y, !caption.is_empty(), text);
     let mut builder = ChartBuilder::on(area);
     builder
-        .margin((12.0 * text.scale) as u32)
-        .x_label_area_size(x_area as u32)
-        .y_label_area_size(y_area as u32);
+        .margin(insets.margin as u32)
+        .x_label_area_size(insets.x_labels as u32)
+        .y_label_area_size(insets.y_labels as u32);
     if !caption.is_empty() {
-        builder.caption(caption, font(text.caption));
+        builder.caption(caption, text_style(text.caption));
     }
     let mut chart = builder.build_cartesian_2d(x.ranged(), y.ranged())?;
 
@@ -982,8 +1218,8 @@ fn build_chart<'a, 'b>(
         .y_desc(y.label.as_str())
         .x_label_formatter(&x_format)
         .y_label_formatter(&y_format)
-        .label_style(font(text.tick))
-        .axis_desc_style(font(text.axis))
+        .label_style(text_style(text.tick))
+        .axis_desc_style(text_style(text.axis))
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.05));
     if x.categorical {
@@ -993,75 +1229,124 @@ fn build_chart<'a, 'b>(
     Ok(chart)
 }
 
-fn draw_legend<'a, 'b: 'a>(
-    chart: &mut Chart<'a, 'b>,
-    corner: SeriesLabelPosition,
-    text: &TextSizes,
-) -> RenderResult<()> {
-    chart
-        .configure_series_labels()
-        .position(corner)
-        .margin((10.0 * text.scale) as u32)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(font(text.legend))
-        .draw()?;
-    Ok(())
+/// Legend entries of one chart and the paths drawn under them, used to put
+/// the legend where it hides no data.
+#[derive(Default)]
+struct Legend {
+    labels: Vec<String>,
+    /// Drawn paths in plot space.
+    paths: Vec<Vec<(f64, f64)>>,
 }
 
-/// Counts drawn points near each corner of a chart, so the legend goes where
-/// it hides the least data.
-struct Occupancy {
-    x: (f64, f64),
-    y: (f64, f64),
-    /// Upper right, upper left, lower right, lower left, in order of preference.
-    counts: [usize; 4],
-}
+impl Legend {
+    fn add_label(&mut self, label: &str) {
+        self.labels.push(label.to_string());
+    }
 
-impl Occupancy {
-    fn new(x: &Axis, y: &Axis) -> Self {
-        Self {
-            x: (x.lo, x.hi),
-            y: (y.lo, y.hi),
-            counts: [0; 4],
+    fn add_path(&mut self, path: &[(f64, f64)]) {
+        self.paths.push(path.to_vec());
+    }
+
+    /// Chooses the legend's corner: the first of upper right, upper left,
+    /// lower right and lower left whose legend-sized box covers no drawn
+    /// point. When every corner covers some, the y axis is raised so the
+    /// data stay below the legend in the upper right, unless the legend
+    /// would take more than 45 % of the height; then the corner covering
+    /// the fewest points wins. Returns the y axis to draw and the corner.
+    fn place(
+        &self,
+        area: &Area<'_>,
+        caption: &str,
+        x: &Axis,
+        y: Axis,
+        text: &TextSizes,
+    ) -> (Axis, SeriesLabelPosition) {
+        if self.labels.is_empty() {
+            return (y, SeriesLabelPosition::UpperRight);
         }
+
+        // Estimated legend size: the sample line, the widest label (DejaVu
+        // Sans averages about 0.6 of the text size a character) and margins.
+        let widest = self
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        let legend_width = 0.6 * text.legend * widest as f64 + 70.0 * text.scale;
+        let legend_height = self.labels.len() as f64 * 1.3 * text.legend + 30.0 * text.scale;
+        let (plot_width, plot_height) =
+            Insets::new(&y, !caption.is_empty(), text).plotting_size(area);
+        let w = legend_width / plot_width;
+        let h = legend_height / plot_height;
+
+        let counts = self.corner_counts(x, &y, w, h);
+        let fewest = counts.iter().copied().min().unwrap_or(0);
+        if fewest == 0 || h > 0.45 {
+            let corner = match counts.iter().position(|&n| n == fewest) {
+                Some(1) => SeriesLabelPosition::UpperLeft,
+                Some(2) => SeriesLabelPosition::LowerRight,
+                Some(3) => SeriesLabelPosition::LowerLeft,
+                _ => SeriesLabelPosition::UpperRight,
+            };
+            return (y, corner);
+        }
+
+        // On the raised axis every point has v <= 1 - h, below the legend box.
+        let raised = y.with_upper_bound(y.lo + (y.hi - y.lo) / (1.0 - h));
+        (raised, SeriesLabelPosition::UpperRight)
     }
 
-    fn add(&mut self, (px, py): (f64, f64)) {
-        let u = (px - self.x.0) / (self.x.1 - self.x.0);
-        let v = (py - self.y.0) / (self.y.1 - self.y.0);
-        let corner = match (u > 0.55, u < 0.45, v > 0.65, v < 0.35) {
-            (true, _, true, _) => 0,
-            (_, true, true, _) => 1,
-            (true, _, _, true) => 2,
-            (_, true, _, true) => 3,
-            _ => return,
+    /// Counts the points inside a `w` by `h` box (fractions of the plotting
+    /// area) in the upper right, upper left, lower right and lower left
+    /// corners, taking a point every 0.5 % of the plotting area along each path.
+    fn corner_counts(&self, x: &Axis, y: &Axis, w: f64, h: f64) -> [usize; 4] {
+        let scale =
+            |(px, py): (f64, f64)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo));
+        let mut counts = [0; 4];
+        let mut count = |(u, v): (f64, f64)| {
+            let (right, left, top, bottom) = (u >= 1.0 - w, u <= w, v >= 1.0 - h, v <= h);
+            let inside = [right && top, left && top, right && bottom, left && bottom];
+            for (corner, inside) in inside.into_iter().enumerate() {
+                counts[corner] += usize::from(inside);
+            }
         };
-        self.counts[corner] += 1;
-    }
 
-    /// Adds the vertices of a path and eight points on each of its segments.
-    fn add_path(&mut self, points: &[(f64, f64)]) {
-        for pair in points.windows(2) {
-            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
-            for k in 0..8 {
-                let t = k as f64 / 8.0;
-                self.add((x0 + t * (x1 - x0), y0 + t * (y1 - y0)));
+        for path in &self.paths {
+            let scaled: Vec<(f64, f64)> = path.iter().map(|&p| scale(p)).collect();
+            for pair in scaled.windows(2) {
+                let ((u0, v0), (u1, v1)) = (pair[0], pair[1]);
+                let steps = ((u1 - u0).hypot(v1 - v0) / 0.005).ceil().clamp(1.0, 400.0) as usize;
+                for k in 0..steps {
+                    let t = k as f64 / steps as f64;
+                    count((u0 + t * (u1 - u0), v0 + t * (v1 - v0)));
+                }
+            }
+            if let Some(&last) = scaled.last() {
+                count(last);
             }
         }
-        if let Some(&last) = points.last() {
-            self.add(last);
-        }
+        counts
     }
 
-    fn corner(&self) -> SeriesLabelPosition {
-        eprintln!("DEBUG counts {:?} x {:?} y {:?}", self.counts, self.x, self.y);
-        match (0..4).min_by_key(|&i| self.counts[i]) {
-            Some(1) => SeriesLabelPosition::UpperLeft,
-            Some(2) => SeriesLabelPosition::LowerRight,
-            Some(3) => SeriesLabelPosition::LowerLeft,
-            _ => SeriesLabelPosition::UpperRight,
+    fn draw<'a, 'b: 'a>(
+        &self,
+        chart: &mut Chart<'a, 'b>,
+        corner: SeriesLabelPosition,
+        text: &TextSizes,
+    ) -> RenderResult<()> {
+        if self.labels.is_empty() {
+            return Ok(());
         }
+        chart
+            .configure_series_labels()
+            .position(corner)
+            .margin((10.0 * text.scale) as u32)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(text_style(text.legend))
+            .draw()?;
+        Ok(())
     }
 }
 
@@ -1169,58 +1454,76 @@ struct Curve {
     segments: Vec<Vec<(f64, f64)>>,
 }
 
-fn draw_histogram_panel(area: &Area<'_>, panel: &HistogramPanel, text: &TextSizes) -> RenderResult<()> {
+fn draw_histogram_panel(
+    area: &Area<'_>,
+    panel: &HistogramPanel,
+    text: &TextSizes,
+) -> RenderResult<()> {
+    let drawn: Vec<&HistogramSeries> = panel
+        .series
+        .iter()
+        .filter(|s| !s.heights.is_empty())
+        .collect();
+    let outlines: Vec<Vec<(f64, f64)>> = drawn
+        .iter()
+        .map(|s| step_outline(panel.lower, bin_width(panel, s), &s.heights))
+        .collect();
+
+    let mut legend = Legend::default();
     let mut y_extent = Extent::new();
-    for series in &panel.series {
+    for (series, outline) in drawn.iter().zip(&outlines) {
+        legend.add_label(&series.label);
+        legend.add_path(outline);
         series.heights.iter().for_each(|&h| y_extent.add(h));
     }
     if let Some(curve) = &panel.curve {
-        curve.segments.iter().flatten().for_each(|&(_, y)| y_extent.add(y));
+        if !curve.segments.is_empty() {
+            legend.add_label(&curve.label);
+        }
+        for segment in &curve.segments {
+            legend.add_path(segment);
+            segment.iter().for_each(|&(_, y)| y_extent.add(y));
+        }
     }
+
     let x = Axis::linear(&panel.x_label, panel.lower, panel.upper);
     let (y_lo, y_hi) = y_extent.bounds_from_zero(0.08);
     let y = Axis::linear(&panel.y_label, y_lo, y_hi);
-
+    let (y, corner) = legend.place(area, &panel.caption, &x, y, text);
     let mut chart = build_chart(area, &panel.caption, &x, &y, text)?;
-    let mut occupancy = Occupancy::new(&x, &y);
-    let mut labelled = false;
 
-    for series in panel.series.iter().filter(|s| !s.heights.is_empty()) {
-        let width = (panel.upper - panel.lower) / series.heights.len() as f64;
+    for (series, outline) in drawn.iter().zip(outlines) {
+        let width = bin_width(panel, series);
         let fill = series.color.mix(0.15).filled();
         chart.draw_series(series.heights.iter().enumerate().map(|(i, &h)| {
             let left = panel.lower + i as f64 * width;
             Rectangle::new([(left, 0.0), (left + width, h)], fill)
         }))?;
 
-        let outline = step_outline(panel.lower, width, &series.heights);
-        occupancy.add_path(&outline);
         let stroke = series.color.stroke_width(2);
         chart
             .draw_series(LineSeries::new(outline, stroke))?
             .label(series.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], stroke));
-        labelled = true;
     }
 
     if let Some(curve) = &panel.curve {
         let stroke = BLACK.stroke_width(2);
         for (i, segment) in curve.segments.iter().enumerate() {
-            occupancy.add_path(segment);
             let annotation = chart.draw_series(LineSeries::new(segment.iter().copied(), stroke))?;
             if i == 0 {
                 annotation
                     .label(curve.label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], stroke));
-                labelled = true;
             }
         }
     }
 
-    if labelled {
-        draw_legend(&mut chart, occupancy.corner(), text)?;
-    }
-    Ok(())
+    legend.draw(&mut chart, corner, text)
+}
+
+fn bin_width(panel: &HistogramPanel, series: &HistogramSeries) -> f64 {
+    (panel.upper - panel.lower) / series.heights.len() as f64
 }
 
 /// Returns the outline of a histogram: up from 0 at the left edge, across
@@ -1259,11 +1562,15 @@ struct BarGroup {
 fn draw_bar_panel(area: &Area<'_>, panel: &BarPanel, text: &TextSizes) -> RenderResult<()> {
     let mut y_extent = Extent::new();
     for group in &panel.groups {
-        group.values.iter().for_each(|&v| y_extent.add(to_plot(panel.log_y, v)));
+        group
+            .values
+            .iter()
+            .for_each(|&v| y_extent.add(to_plot(panel.log_y, v)));
     }
     let x = Axis::categories(&panel.x_label, &panel.categories);
     let y = if panel.log_y {
-        Axis::log(&panel.y_label, y_extent.bounds(0.08, true).0, y_extent.bounds(0.08, true).1)
+        let (lo, hi) = y_extent.bounds(0.08, true);
+        Axis::log(&panel.y_label, lo, hi)
     } else {
         let (lo, hi) = y_extent.bounds_from_zero(0.08);
         Axis::linear(&panel.y_label, lo, hi)
@@ -1271,37 +1578,43 @@ fn draw_bar_panel(area: &Area<'_>, panel: &BarPanel, text: &TextSizes) -> Render
     // Log bars rise from the bottom of the axis, linear bars from zero.
     let base = if panel.log_y { y.lo } else { 0.0 };
 
-    let mut chart = build_chart(area, &panel.caption, &x, &y, text)?;
-    let mut occupancy = Occupancy::new(&x, &y);
-
     // The groups of a category share 80 % of its width, with a thin gap between bars.
     let bar_width = 0.8 / panel.groups.len().max(1) as f64;
     let gap = 0.06 * bar_width;
+    let mut legend = Legend::default();
+    let mut bars_by_group = Vec::with_capacity(panel.groups.len());
     for (j, group) in panel.groups.iter().enumerate() {
-        let fill = group.color.filled();
         let mut bars = Vec::new();
         for (i, &value) in group.values.iter().enumerate() {
             let top = to_plot(panel.log_y, value);
             if !top.is_finite() {
                 continue;
             }
-            let left = i as f64 - 0.4 + j as f64 * bar_width;
-            occupancy.add_path(&[(left + 0.5 * bar_width, base), (left + 0.5 * bar_width, top)]);
-            bars.push(Rectangle::new(
-                [(left + gap, base.min(top)), (left + bar_width - gap, base.max(top))],
-                fill,
-            ));
+            let left = i as f64 - 0.4 + j as f64 * bar_width + gap;
+            let right = left + bar_width - 2.0 * gap;
+            for edge in [left, 0.5 * (left + right), right] {
+                legend.add_path(&[(edge, base), (edge, top)]);
+            }
+            bars.push([(left, base.min(top)), (right, base.max(top))]);
         }
+        legend.add_label(&group.label);
+        bars_by_group.push(bars);
+    }
+
+    let (y, corner) = legend.place(area, &panel.caption, &x, y, text);
+    let mut chart = build_chart(area, &panel.caption, &x, &y, text)?;
+    for (group, bars) in panel.groups.iter().zip(bars_by_group) {
+        let fill = group.color.filled();
         chart
-            .draw_series(bars)?
+            .draw_series(
+                bars.into_iter()
+                    .map(|corners| Rectangle::new(corners, fill)),
+            )?
             .label(group.label.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], fill));
     }
 
-    if !panel.groups.is_empty() {
-        draw_legend(&mut chart, occupancy.corner(), text)?;
-    }
-    Ok(())
+    legend.draw(&mut chart, corner, text)
 }
 
 // ---------------------------------------------------------------------------
@@ -1325,8 +1638,16 @@ struct Trace {
     error_bars: Vec<(f64, Option<f64>, f64, f64)>,
 }
 
-fn prepare_line_panel(figure: &Figure, panel: &Panel, notes: &mut Vec<String>) -> Result<LinePlot, PlotError> {
-    let name = if panel.title.is_empty() { String::new() } else { format!(" in panel {:?}", panel.title) };
+fn prepare_line_panel(
+    figure: &Figure,
+    panel: &Panel,
+    notes: &mut Vec<String>,
+) -> Result<LinePlot, PlotError> {
+    let name = if panel.title.is_empty() {
+        String::new()
+    } else {
+        format!(" in panel {:?}", panel.title)
+    };
     let mut x_extent = Extent::new();
     let mut y_extent = Extent::new();
     let mut traces = Vec::with_capacity(panel.series.len());
@@ -1363,7 +1684,9 @@ fn prepare_line_panel(figure: &Figure, panel: &Panel, notes: &mut Vec<String>) -
             .map(|&(x, y)| (to_plot(panel.log_x, x), to_plot(panel.log_y, y)));
         let (segments, skipped) = finite_segments(plot_points);
         if skipped > 0 {
-            notes.push(format!("series {label:?}{name}: {skipped} non-finite points skipped"));
+            notes.push(format!(
+                "series {label:?}{name}: {skipped} non-finite points skipped"
+            ));
         }
         for &(x, y) in segments.iter().flatten() {
             x_extent.add(x);
@@ -1383,7 +1706,8 @@ fn prepare_line_panel(figure: &Figure, panel: &Panel, notes: &mut Vec<String>) -
                 continue;
             }
             let high = to_plot(panel.log_y, y + half_width);
-            let low = (!panel.log_y || y - half_width > 0.0).then(|| to_plot(panel.log_y, y - half_width));
+            let low = (!panel.log_y || y - half_width > 0.0)
+                .then(|| to_plot(panel.log_y, y - half_width));
             y_extent.add(high);
             if let Some(low) = low {
                 y_extent.add(low);
@@ -1403,16 +1727,37 @@ fn prepare_line_panel(figure: &Figure, panel: &Panel, notes: &mut Vec<String>) -
 
     Ok(LinePlot {
         caption: panel.title.clone(),
-        x: Axis::new(&panel.x_label, panel.log_x, x_extent.bounds(0.03, panel.log_x)),
-        y: Axis::new(&panel.y_label, panel.log_y, y_extent.bounds(0.06, panel.log_y)),
+        x: Axis::new(
+            &panel.x_label,
+            panel.log_x,
+            x_extent.bounds(0.03, panel.log_x),
+        ),
+        y: Axis::new(
+            &panel.y_label,
+            panel.log_y,
+            y_extent.bounds(0.06, panel.log_y),
+        ),
         traces,
     })
 }
 
 fn draw_line_panel(area: &Area<'_>, plot: &LinePlot, text: &TextSizes) -> RenderResult<()> {
-    let mut chart = build_chart(area, &plot.caption, &plot.x, &plot.y, text)?;
-    let mut occupancy = Occupancy::new(&plot.x, &plot.y);
-    let mut labelled = false;
+    // Error bars that reach below zero on a log axis end at the axis bottom.
+    let y_floor = plot.y.lo;
+    let mut legend = Legend::default();
+    for trace in &plot.traces {
+        if !trace.label.is_empty() && !trace.segments.is_empty() {
+            legend.add_label(&trace.label);
+        }
+        for segment in &trace.segments {
+            legend.add_path(segment);
+        }
+        for &(x, low, _, high) in &trace.error_bars {
+            legend.add_path(&[(x, low.unwrap_or(y_floor)), (x, high)]);
+        }
+    }
+    let (y, corner) = legend.place(area, &plot.caption, &plot.x, plot.y.clone(), text);
+    let mut chart = build_chart(area, &plot.caption, &plot.x, &y, text)?;
 
     for trace in &plot.traces {
         let color = trace.color;
@@ -1420,44 +1765,49 @@ fn draw_line_panel(area: &Area<'_>, plot: &LinePlot, text: &TextSizes) -> Render
         let dot = color.filled();
 
         for (i, segment) in trace.segments.iter().enumerate() {
-            occupancy.add_path(segment);
             let points = segment.iter().copied();
             let annotation = match trace.style {
                 LineStyle::Solid => chart.draw_series(LineSeries::new(points, stroke))?,
-                LineStyle::Dashed => chart.draw_series(DashedLineSeries::new(points, 10, 6, stroke))?,
-                LineStyle::Dotted => chart.draw_series(DottedLineSeries::new(points, 0, 6, move |c| {
-                    Circle::new(c, 2, dot)
-                }))?,
+                LineStyle::Dashed => {
+                    chart.draw_series(DashedLineSeries::new(points, 10, 6, stroke))?
+                }
+                LineStyle::Dotted => {
+                    chart.draw_series(DottedLineSeries::new(points, 0, 6, move |c| {
+                        Circle::new(c, 2, dot)
+                    }))?
+                }
             };
             if i > 0 || trace.label.is_empty() {
                 continue;
             }
             annotation.label(trace.label.as_str());
             match trace.style {
-                LineStyle::Solid => annotation.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], stroke)),
+                LineStyle::Solid => annotation
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], stroke)),
                 LineStyle::Dashed => annotation.legend(move |(x, y)| {
                     DashedPathElement::new(vec![(x, y), (x + 24, y)], 7, 4, stroke)
                 }),
                 LineStyle::Dotted => annotation.legend(move |(x, y)| {
-                    DottedPathElement::new(vec![(x, y), (x + 24, y)], 0, 6, move |c| Circle::new(c, 2, dot))
+                    DottedPathElement::new(vec![(x, y), (x + 24, y)], 0, 6, move |c| {
+                        Circle::new(c, 2, dot)
+                    })
                 }),
             };
-            labelled = true;
         }
 
-        if trace.markers {
-            chart.draw_series(trace.segments.iter().flatten().map(|&p| Circle::new(p, 3, dot)))?;
-        }
-        let y_floor = plot.y.lo;
+        // A point between two non-finite ones has no line, so it always gets a marker.
+        let marked = trace
+            .segments
+            .iter()
+            .filter(|segment| trace.markers || segment.len() == 1)
+            .flatten();
+        chart.draw_series(marked.map(|&p| Circle::new(p, 3, dot)))?;
         chart.draw_series(trace.error_bars.iter().map(|&(x, low, y, high)| {
             ErrorBar::new_vertical(x, low.unwrap_or(y_floor), y, high, color.stroke_width(1), 8)
         }))?;
     }
 
-    if labelled {
-        draw_legend(&mut chart, occupancy.corner(), text)?;
-    }
-    Ok(())
+    legend.draw(&mut chart, corner, text)
 }
 
 // ---------------------------------------------------------------------------
@@ -1498,7 +1848,10 @@ fn prepare_distribution_panel(
         }
     };
 
-    let mut distinct: Vec<f64> = finite_by_method.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+    let mut distinct: Vec<f64> = finite_by_method
+        .iter()
+        .flat_map(|(_, f)| f.iter().copied())
+        .collect();
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
 
@@ -1512,7 +1865,11 @@ fn prepare_distribution_panel(
                     .iter()
                     .map(|&value| {
                         let count = finite.iter().filter(|&&r| r == value).count();
-                        if finite.is_empty() { f64::NAN } else { count as f64 / finite.len() as f64 }
+                        if finite.is_empty() {
+                            f64::NAN
+                        } else {
+                            count as f64 / finite.len() as f64
+                        }
                     })
                     .collect(),
             })
@@ -1529,7 +1886,11 @@ fn prepare_distribution_panel(
 
     // More than MAX_DISCRETE_VALUES distinct values, so the range is not empty.
     let (lower, upper) = (distinct[0], distinct[distinct.len() - 1]);
-    let largest = finite_by_method.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+    let largest = finite_by_method
+        .iter()
+        .map(|(_, f)| f.len())
+        .max()
+        .unwrap_or(0);
     let bins = ((largest as f64).sqrt().round() as usize).clamp(10, 50);
     let series = finite_by_method
         .iter()
@@ -1571,13 +1932,20 @@ mod tests {
         // 200 to 800 spans no power of 10, so ticks fall on 1, 2 and 5 or 1 to 9 multiples.
         let axis = Axis::log("", 200f64.log10(), 800f64.log10());
         assert!(axis.ticks.len() >= 2, "ticks {:?}", axis.tick_labels);
-        assert!(axis.tick_labels.contains(&"500".to_string()), "ticks {:?}", axis.tick_labels);
+        assert!(
+            axis.tick_labels.contains(&"500".to_string()),
+            "ticks {:?}",
+            axis.tick_labels
+        );
     }
 
     #[test]
     fn log_axis_ticks_at_powers_of_ten() {
         let axis = Axis::log("", -3.2, 2.1);
-        assert_eq!(axis.tick_labels, vec!["0.001", "0.01", "0.1", "1", "10", "100"]);
+        assert_eq!(
+            axis.tick_labels,
+            vec!["0.001", "0.01", "0.1", "1", "10", "100"]
+        );
         assert!(!axis.minor_ticks.is_empty());
     }
 
@@ -1611,7 +1979,10 @@ mod tests {
         let points = [(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0), (3.0, 4.0)];
         let (segments, skipped) = finite_segments(points.into_iter());
         assert_eq!(skipped, 1);
-        assert_eq!(segments, vec![vec![(0.0, 1.0)], vec![(2.0, 3.0), (3.0, 4.0)]]);
+        assert_eq!(
+            segments,
+            vec![vec![(0.0, 1.0)], vec![(2.0, 3.0), (3.0, 4.0)]]
+        );
     }
 
     #[test]
@@ -1626,7 +1997,9 @@ mod tests {
 
     #[test]
     fn note_wraps_and_truncates() {
-        let notes: Vec<String> = (0..200).map(|i| format!("series {i}: 3 non-finite points skipped")).collect();
+        let notes: Vec<String> = (0..200)
+            .map(|i| format!("series {i}: 3 non-finite points skipped"))
+            .collect();
         let lines = wrap_note(&notes, 960, 13.0);
         assert_eq!(lines.len(), MAX_NOTE_LINES);
         assert!(lines[0].starts_with("Note: series 0"));

@@ -74,19 +74,24 @@ impl Image {
         self.pixels.chunks_exact(3).filter(|p| *p == color).count()
     }
 
-    /// Counts pixels in rows `rows` that are much darker than the white background.
-    fn dark_pixels_in_rows(&self, rows: std::ops::Range<u32>) -> usize {
+    /// Counts grey or black pixels (text and axes) in rows `rows`.
+    fn ink_pixels_in_rows(&self, rows: std::ops::Range<u32>) -> usize {
         let row_bytes = self.width as usize * 3;
         rows.map(|row| &self.pixels[row as usize * row_bytes..(row as usize + 1) * row_bytes])
             .flat_map(|row| row.chunks_exact(3))
-            .filter(|p| p.iter().all(|&c| c < 100))
+            .filter(|p| p.iter().all(|&c| c < 160))
             .count()
     }
 }
 
 fn assert_png(path: &Path, width: u32, height: u32) -> Image {
     let image = Image::open(path);
-    assert_eq!((image.width, image.height), (width, height), "size of {}", path.display());
+    assert_eq!(
+        (image.width, image.height),
+        (width, height),
+        "size of {}",
+        path.display()
+    );
     image
 }
 
@@ -94,7 +99,9 @@ fn gaussian(mean: f64, sd: f64, n: usize, seed: u64) -> Vec<f64> {
     // Box-Muller on a small linear congruential generator: deterministic and dependency-free.
     let mut state = seed;
     let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     (0..n)
@@ -129,7 +136,7 @@ fn histograms_write_default_size() {
     assert!(image.count_color(BLUE) > 100, "RS outline missing");
     assert!(image.count_color(VERMILLION) > 100, "LCB outline missing");
     assert!(image.count_color(GREEN) > 100, "best-of-N outline missing");
-    assert!(image.dark_pixels_in_rows(0..40) > 50, "title text missing");
+    assert!(image.ink_pixels_in_rows(0..40) > 50, "title text missing");
 }
 
 #[test]
@@ -140,7 +147,13 @@ fn histograms_note_nan_and_outside_samples() {
     with_nan.extend([f64::NAN, f64::INFINITY, 25.0]);
     let empty: Vec<f64> = Vec::new();
     let samples: [(&str, &[f64]); 2] = [("RS", &with_nan), ("LCB", &empty)];
-    let density_with_gap = |x: f64| if x.abs() < 0.1 { f64::NAN } else { normal_density(x) };
+    let density_with_gap = |x: f64| {
+        if x.abs() < 0.1 {
+            f64::NAN
+        } else {
+            normal_density(x)
+        }
+    };
 
     histograms_vs_density(
         &Figure::new(&path, "Edge cases").with_size(640, 480),
@@ -153,7 +166,10 @@ fn histograms_note_nan_and_outside_samples() {
     .unwrap();
 
     let image = assert_png(&path, 640, 480);
-    assert!(image.dark_pixels_in_rows(440..480) > 20, "note under the figure missing");
+    assert!(
+        image.ink_pixels_in_rows(440..480) > 20,
+        "note under the figure missing"
+    );
 }
 
 #[test]
@@ -177,7 +193,10 @@ fn histograms_reject_invalid_range_and_bins() {
 #[test]
 fn grouped_bars_linear_and_log() {
     let out = Output::new();
-    let alphas: Vec<String> = ["0.1", "0.2", "0.5", "1", "2"].iter().map(|a| format!("alpha = {a}")).collect();
+    let alphas: Vec<String> = ["0.1", "0.2", "0.5", "1", "2"]
+        .iter()
+        .map(|a| format!("alpha = {a}"))
+        .collect();
     let groups = [
         ("RS", vec![812.0, 203.0, 33.0, 8.1, 2.2]),
         ("LCB", vec![41.0, 19.0, 6.3, 2.9, 1.4]),
@@ -185,15 +204,29 @@ fn grouped_bars_linear_and_log() {
     ];
 
     let linear = out.path("bars-linear.png");
-    grouped_bars(&Figure::new(&linear, "Proposals per sample"), "", "proposals per sample", &alphas, &groups, false)
-        .unwrap();
+    grouped_bars(
+        &Figure::new(&linear, "Proposals per sample"),
+        "",
+        "proposals per sample",
+        &alphas,
+        &groups,
+        false,
+    )
+    .unwrap();
     let image = assert_png(&linear, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
     assert!(image.count_color(BLUE) > 500, "RS bars missing");
     assert!(image.count_color(GREEN) > 500, "best-of-N bars missing");
 
     let log = out.path("bars-log.png");
-    grouped_bars(&Figure::new(&log, "Proposals per sample (log scale)"), "alpha", "proposals per sample", &alphas, &groups, true)
-        .unwrap();
+    grouped_bars(
+        &Figure::new(&log, "Proposals per sample (log scale)"),
+        "alpha",
+        "proposals per sample",
+        &alphas,
+        &groups,
+        true,
+    )
+    .unwrap();
     let image = assert_png(&log, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
     assert!(image.count_color(VERMILLION) > 500, "LCB bars missing");
 }
@@ -207,9 +240,19 @@ fn grouped_bars_reject_bad_input() {
 
     let short = grouped_bars(&figure, "", "y", &categories, &[("RS", vec![1.0])], false);
     let message = short.unwrap_err().to_string();
-    assert!(message.contains("group \"RS\" has 1 values for 2 categories"), "{message}");
+    assert!(
+        message.contains("group \"RS\" has 1 values for 2 categories"),
+        "{message}"
+    );
 
-    let negative = grouped_bars(&figure, "", "y", &categories, &[("RS", vec![1.0, -2.0])], true);
+    let negative = grouped_bars(
+        &figure,
+        "",
+        "y",
+        &categories,
+        &[("RS", vec![1.0, -2.0])],
+        true,
+    );
     let message = negative.unwrap_err().to_string();
     assert!(message.contains("value -2"), "{message}");
     assert!(message.contains("\"b\""), "{message}");
@@ -221,12 +264,27 @@ fn grouped_bars_handle_nan_and_empty() {
     let out = Output::new();
     let categories = vec!["x".to_string(), "y".to_string()];
     let path = out.path("bars-nan.png");
-    grouped_bars(&Figure::new(&path, "NaN bar"), "", "y", &categories, &[("RS", vec![f64::NAN, 3.0])], false)
-        .unwrap();
+    grouped_bars(
+        &Figure::new(&path, "NaN bar"),
+        "",
+        "y",
+        &categories,
+        &[("RS", vec![f64::NAN, 3.0])],
+        false,
+    )
+    .unwrap();
     assert_png(&path, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
 
     let empty = out.path("bars-empty.png");
-    grouped_bars(&Figure::new(&empty, "No categories"), "", "y", &[], &[], true).unwrap();
+    grouped_bars(
+        &Figure::new(&empty, "No categories"),
+        "",
+        "y",
+        &[],
+        &[],
+        true,
+    )
+    .unwrap();
     assert_png(&empty, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
 }
 
@@ -238,12 +296,21 @@ fn line_chart_with_error_bars_and_log_axes() {
     let rs = Series::new("RS", inverse_alpha.iter().map(|&a| (a, 3.0 * a)).collect())
         .with_markers()
         .with_error_bars(inverse_alpha.iter().map(|&a| 0.9 * a).collect());
-    let lcb = Series::new("LCB", inverse_alpha.iter().map(|&a| (a, 2.0 * a.sqrt())).collect())
-        .with_markers()
-        .with_error_bars(vec![0.5; inverse_alpha.len()]);
-    let panel = Panel::new("", "1 / alpha", "proposals per sample", vec![rs, lcb]).log_x().log_y();
+    let lcb = Series::new(
+        "LCB",
+        inverse_alpha.iter().map(|&a| (a, 2.0 * a.sqrt())).collect(),
+    )
+    .with_markers()
+    .with_error_bars(vec![0.5; inverse_alpha.len()]);
+    let panel = Panel::new("", "1 / alpha", "proposals per sample", vec![rs, lcb])
+        .log_x()
+        .log_y();
 
-    line_chart(&Figure::new(&path, "Proposals against 1 / alpha").with_size(800, 600), &panel).unwrap();
+    line_chart(
+        &Figure::new(&path, "Proposals against 1 / alpha").with_size(800, 600),
+        &panel,
+    )
+    .unwrap();
 
     let image = assert_png(&path, 800, 600);
     assert!(image.count_color(BLUE) > 100, "RS line missing");
@@ -257,18 +324,38 @@ fn line_panels_trajectories_row_and_column() {
     let mut series = Vec::new();
     for (trajectory, phase) in [(0, 0.0), (1, 1.3)] {
         let value: Vec<(f64, f64)> = (0..=steps)
-            .map(|t| (t as f64, 2.0 * (1.0 - t as f64 / steps as f64) + 0.3 * (0.2 * t as f64 + phase).sin()))
+            .map(|t| {
+                (
+                    t as f64,
+                    2.0 * (1.0 - t as f64 / steps as f64) + 0.3 * (0.2 * t as f64 + phase).sin(),
+                )
+            })
             .collect();
-        let envelope = value.iter().map(|&(t, v)| (t, v + 0.25 + 0.1 * (1.0 - t / steps as f64))).collect();
+        let envelope = value
+            .iter()
+            .map(|&(t, v)| (t, v + 0.25 + 0.1 * (1.0 - t / steps as f64)))
+            .collect();
         let label = format!("trajectory {}", trajectory + 1);
         series.push(Series::new(format!("{label}: b + tau"), envelope).with_color(trajectory));
-        series.push(Series::new(format!("{label}: V_t"), value).dotted().with_color(trajectory));
+        series.push(
+            Series::new(format!("{label}: V_t"), value)
+                .dotted()
+                .with_color(trajectory),
+        );
     }
-    series.push(Series::new("RS global bound", vec![(0.0, 3.2), (steps as f64, 3.2)]).dashed().with_color(6));
+    series.push(
+        Series::new("RS global bound", vec![(0.0, 3.2), (steps as f64, 3.2)])
+            .dashed()
+            .with_color(6),
+    );
     let trajectories = Panel::new("Envelope along trajectories", "step t", "log units", series);
 
     let path = out.path("trajectories.png");
-    line_chart(&Figure::new(&path, "Learned envelope against the exact soft value"), &trajectories).unwrap();
+    line_chart(
+        &Figure::new(&path, "Learned envelope against the exact soft value"),
+        &trajectories,
+    )
+    .unwrap();
     let image = assert_png(&path, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
     assert!(image.count_color(BLUE) > 100);
     assert!(image.count_color(VERMILLION) > 100);
@@ -278,16 +365,24 @@ fn line_panels_trajectories_row_and_column() {
         "reward mean",
         "delta",
         "reward",
-        vec![Series::new("LCB", deltas.iter().map(|&d| (d, 1.0 - 0.3 * d)).collect())
-            .with_markers()
-            .with_error_bars(vec![0.02; deltas.len()])],
+        vec![
+            Series::new("LCB", deltas.iter().map(|&d| (d, 1.0 - 0.3 * d)).collect())
+                .with_markers()
+                .with_error_bars(vec![0.02; deltas.len()]),
+        ],
     )
     .log_x();
     let effective_n = Panel::new(
         "effective N",
         "delta",
         "effective N",
-        vec![Series::new("LCB", deltas.iter().map(|&d| (d, 900.0 * (1.0 - d))).collect()).with_markers()],
+        vec![
+            Series::new(
+                "LCB",
+                deltas.iter().map(|&d| (d, 900.0 * (1.0 - d))).collect(),
+            )
+            .with_markers(),
+        ],
     )
     .log_x();
     let panels = [reward, effective_n];
@@ -297,7 +392,12 @@ fn line_panels_trajectories_row_and_column() {
     assert_png(&row, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
 
     let column = out.path("delta-column.png");
-    line_panels(&Figure::new(&column, "Delta sweep").with_size(700, 900), &panels, Layout::Column).unwrap();
+    line_panels(
+        &Figure::new(&column, "Delta sweep").with_size(700, 900),
+        &panels,
+        Layout::Column,
+    )
+    .unwrap();
     assert_png(&column, 700, 900);
 }
 
@@ -306,19 +406,40 @@ fn line_chart_handles_empty_nan_and_constant() {
     let out = Output::new();
     let cases = [
         ("lines-empty.png", Panel::new("", "x", "y", vec![])),
-        ("lines-empty-series.png", Panel::new("", "x", "y", vec![Series::new("empty", vec![])]).log_y()),
+        (
+            "lines-empty-series.png",
+            Panel::new("", "x", "y", vec![Series::new("empty", vec![])]).log_y(),
+        ),
         (
             "lines-nan.png",
             Panel::new(
                 "",
                 "x",
                 "y",
-                vec![Series::new("gap", vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0), (3.0, 2.5)])
-                    .with_error_bars(vec![0.1, 0.1, f64::NAN, 0.2])],
+                vec![
+                    Series::new(
+                        "gap",
+                        vec![(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0), (3.0, 2.5)],
+                    )
+                    .with_error_bars(vec![0.1, 0.1, f64::NAN, 0.2]),
+                ],
             ),
         ),
-        ("lines-constant.png", Panel::new("", "x", "y", vec![Series::new("flat", vec![(0.0, 7.0), (1.0, 7.0)])])),
-        ("lines-single-point.png", Panel::new("", "x", "y", vec![Series::new("one", vec![(3.0, 3.0)])]).log_x().log_y()),
+        (
+            "lines-constant.png",
+            Panel::new(
+                "",
+                "x",
+                "y",
+                vec![Series::new("flat", vec![(0.0, 7.0), (1.0, 7.0)])],
+            ),
+        ),
+        (
+            "lines-single-point.png",
+            Panel::new("", "x", "y", vec![Series::new("one", vec![(3.0, 3.0)])])
+                .log_x()
+                .log_y(),
+        ),
     ];
     for (name, panel) in cases {
         let path = out.path(name);
@@ -333,15 +454,34 @@ fn line_chart_rejects_bad_input() {
     let path = out.path("never.png");
     let figure = Figure::new(&path, "");
 
-    let zero_on_log = Panel::new("sweep", "x", "y", vec![Series::new("RS", vec![(1.0, 2.0), (0.0, 3.0)])]).log_x();
+    let zero_on_log = Panel::new(
+        "sweep",
+        "x",
+        "y",
+        vec![Series::new("RS", vec![(1.0, 2.0), (0.0, 3.0)])],
+    )
+    .log_x();
     let message = line_chart(&figure, &zero_on_log).unwrap_err().to_string();
-    assert!(message.contains("x = 0 at point 1 of series \"RS\" in panel \"sweep\""), "{message}");
+    assert!(
+        message.contains("x = 0 at point 1 of series \"RS\" in panel \"sweep\""),
+        "{message}"
+    );
 
-    let mismatched = Panel::new("", "x", "y", vec![Series::new("RS", vec![(1.0, 2.0)]).with_error_bars(vec![])]);
+    let mismatched = Panel::new(
+        "",
+        "x",
+        "y",
+        vec![Series::new("RS", vec![(1.0, 2.0)]).with_error_bars(vec![])],
+    );
     let message = line_chart(&figure, &mismatched).unwrap_err().to_string();
     assert!(message.contains("0 error bars for 1 points"), "{message}");
 
-    let negative = Panel::new("", "x", "y", vec![Series::new("RS", vec![(1.0, 2.0)]).with_error_bars(vec![-1.0])]);
+    let negative = Panel::new(
+        "",
+        "x",
+        "y",
+        vec![Series::new("RS", vec![(1.0, 2.0)]).with_error_bars(vec![-1.0])],
+    );
     let message = line_chart(&figure, &negative).unwrap_err().to_string();
     assert!(message.contains("half-width -1"), "{message}");
 
@@ -365,7 +505,11 @@ fn distributions_discrete_and_continuous() {
         },
         DistributionPanel {
             title: "alpha = 1".to_string(),
-            samples: vec![("RS", &smooth_rs), ("LCB", &smooth_lcb), ("best-of-N", &smooth_best)],
+            samples: vec![
+                ("RS", &smooth_rs),
+                ("LCB", &smooth_lcb),
+                ("best-of-N", &smooth_best),
+            ],
         },
         DistributionPanel {
             title: "alpha = 2".to_string(),
@@ -374,7 +518,12 @@ fn distributions_discrete_and_continuous() {
     ];
 
     let path = out.path("distributions.png");
-    distributions(&Figure::new(&path, "Reward distributions"), "reward", &panels).unwrap();
+    distributions(
+        &Figure::new(&path, "Reward distributions"),
+        "reward",
+        &panels,
+    )
+    .unwrap();
     let image = assert_png(&path, DEFAULT_SIZE.0, DEFAULT_SIZE.1);
     assert!(image.count_color(BLUE) > 200, "RS missing");
     assert!(image.count_color(VERMILLION) > 200, "LCB missing");
@@ -391,16 +540,26 @@ fn distributions_handle_empty_nan_and_many_panels() {
     let panels: Vec<DistributionPanel> = (0..5)
         .map(|i| DistributionPanel {
             title: format!("alpha = {i}"),
-            samples: [("RS", &empty), ("LCB", &nan), ("best-of-N", &constant), ("DPS", &smooth)]
-                .into_iter()
-                .map(|(method, rewards)| (method, rewards.as_slice()))
-                .skip(i % 4)
-                .collect(),
+            samples: [
+                ("RS", &empty),
+                ("LCB", &nan),
+                ("best-of-N", &constant),
+                ("DPS", &smooth),
+            ]
+            .into_iter()
+            .map(|(method, rewards)| (method, rewards.as_slice()))
+            .skip(i % 4)
+            .collect(),
         })
         .collect();
 
     let path = out.path("distributions-edge.png");
-    distributions(&Figure::new(&path, "Edge cases").with_size(1200, 800), "reward", &panels).unwrap();
+    distributions(
+        &Figure::new(&path, "Edge cases").with_size(1200, 800),
+        "reward",
+        &panels,
+    )
+    .unwrap();
     assert_png(&path, 1200, 800);
 
     let none = distributions(&Figure::new(out.path("never.png"), ""), "reward", &[]);
@@ -431,8 +590,14 @@ fn write_under_a_file_fails_cleanly() {
 
     let error = result.unwrap_err();
     assert!(matches!(error, PlotError::Write { .. }), "{error:?}");
-    assert!(error.to_string().contains("not-a-folder/plot.png"), "{error}");
-    let entries: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        error.to_string().contains("not-a-folder/plot.png"),
+        "{error}"
+    );
+    let entries: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, vec!["not-a-folder"]);
 }
 
@@ -448,7 +613,10 @@ fn failed_rename_leaves_no_temporary_file() {
     let error = result.unwrap_err();
     assert!(matches!(error, PlotError::Write { .. }), "{error:?}");
     assert!(error.to_string().contains("plot.png"), "{error}");
-    let entries: HashSet<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: HashSet<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, HashSet::from(["plot.png".into()]));
     assert!(path.is_dir());
 }
@@ -457,7 +625,12 @@ fn failed_rename_leaves_no_temporary_file() {
 fn rewrite_replaces_existing_plot() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("nested/folder/plot.png");
-    let panel = Panel::new("", "x", "y", vec![Series::new("a", vec![(0.0, 0.0), (1.0, 1.0)])]);
+    let panel = Panel::new(
+        "",
+        "x",
+        "y",
+        vec![Series::new("a", vec![(0.0, 0.0), (1.0, 1.0)])],
+    );
 
     line_chart(&Figure::new(&path, "first").with_size(400, 300), &panel).unwrap();
     line_chart(&Figure::new(&path, "second").with_size(500, 400), &panel).unwrap();

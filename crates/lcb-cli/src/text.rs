@@ -72,7 +72,7 @@ pub struct GenerateArgs {
     /// Length of semi-autoregressive blocks in tokens (default: one block).
     #[arg(long)]
     pub block_len: Option<usize>,
-    /// Which masked positions a step commits: random (the model's own kernel) or low-confidence.
+    /// Remasking rule: random (the model's own kernel) or low-confidence.
     #[arg(long, default_value = "random")]
     pub remasking: Remasking,
     /// Sampling temperature >= 0; 1 samples the model, 0 is greedy decoding.
@@ -125,14 +125,16 @@ pub fn model_train(args: &ModelTrainArgs) -> CliResult {
                 corpus,
             } => {
                 bar.set_position(*step as u64);
-                bar.println(format!(
-                    "{} from step {step} of {total}: {parameters} parameters, {} training and {} held-out texts \
-                     ({} longer than the sequence length skipped)",
-                    if *step == 0 { "training" } else { "resuming" },
-                    corpus.train_texts,
-                    corpus.heldout_texts,
-                    corpus.skipped_too_long
-                ));
+                bar.suspend(|| {
+                    eprintln!(
+                        "{} from step {step} of {total}: {parameters} parameters, {} training and {} held-out texts \
+                         ({} longer than the sequence length skipped)",
+                        if *step == 0 { "training" } else { "resuming" },
+                        corpus.train_texts,
+                        corpus.heldout_texts,
+                        corpus.skipped_too_long
+                    )
+                });
             }
             TrainEvent::Step { step, loss, .. } => {
                 bar.set_position(*step as u64);
@@ -142,10 +144,12 @@ pub fn model_train(args: &ModelTrainArgs) -> CliResult {
                 let heldout = record
                     .heldout_loss
                     .map_or_else(|| "n/a".to_string(), |loss| format!("{loss:.4}"));
-                bar.println(format!(
-                    "step {:>6}: train loss {:.4}, held-out loss {heldout} nats/token",
-                    record.step, record.train_loss
-                ));
+                bar.suspend(|| {
+                    eprintln!(
+                        "step {:>6}: train loss {:.4}, held-out loss {heldout} nats/token",
+                        record.step, record.train_loss
+                    )
+                });
             }
             TrainEvent::Checkpointed { .. } => {}
         }
@@ -158,8 +162,10 @@ pub fn model_train(args: &ModelTrainArgs) -> CliResult {
         .as_ref()
         .and_then(|r| r.heldout_loss)
         .map_or_else(|| "n/a (no held-out texts)".to_string(), |loss| format!("{loss:.4}"));
+    let wall = summary.last.as_ref().map_or(0.0, |r| r.elapsed_seconds);
     println!(
-        "trained {} of {} steps in {:.1} s; held-out loss {heldout} nats/token vs {:.4} for the uniform model (ln V)",
+        "trained {} of {} steps ({:.1} s in this run, {wall:.1} s in all); held-out loss {heldout} nats/token \
+         vs {:.4} for the uniform model (ln V)",
         summary.steps_done, summary.total_steps, summary.session_seconds, summary.uniform_loss
     );
     println!("checkpoint: {}", summary.checkpoint.display());
