@@ -8,7 +8,7 @@
 //! and works on a headless machine.
 //!
 //! Non-finite values (NaN, infinities) are skipped, and a note under the
-//! figure says how many. Log axes reject non-positive values with an error
+//! figure gives their count. Log axes reject non-positive values with an error
 //! that names the value.
 //!
 //! # Example
@@ -74,7 +74,7 @@ const PALETTE: [RGBColor; 7] = [
 /// Points at which [`histograms_vs_density`] evaluates the exact density.
 const DENSITY_POINTS: usize = 401;
 
-/// Note lines under a figure; a longer note is cut with an ellipsis.
+/// Maximum number of note lines under a figure. A longer note is cut with an ellipsis.
 const MAX_NOTE_LINES: usize = 4;
 
 #[derive(Debug, Error)]
@@ -108,14 +108,14 @@ pub enum PlotError {
 pub struct Figure {
     /// PNG file to write; missing parent folders are created.
     pub path: PathBuf,
-    /// Title drawn above all panels; empty for none.
+    /// Title drawn above all panels, or empty for none.
     pub title: String,
     pub width: u32,
     pub height: u32,
 }
 
 impl Figure {
-    /// A figure of [`DEFAULT_SIZE`] written to `path`.
+    /// Creates a figure of [`DEFAULT_SIZE`] that is written to `path`.
     pub fn new(path: impl Into<PathBuf>, title: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -125,7 +125,7 @@ impl Figure {
         }
     }
 
-    /// Sets the size in pixels; [`MIN_SIZE`] and [`MAX_SIDE`] bound it.
+    /// Sets the size in pixels, which must lie between [`MIN_SIZE`] and [`MAX_SIDE`].
     pub fn with_size(mut self, width: u32, height: u32) -> Self {
         self.width = width;
         self.height = height;
@@ -152,7 +152,7 @@ impl Figure {
     }
 }
 
-/// How a series' line is drawn.
+/// Line pattern of a series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LineStyle {
     #[default]
@@ -164,22 +164,22 @@ pub enum LineStyle {
 /// One labelled line of a [`Panel`].
 #[derive(Clone, Debug)]
 pub struct Series {
-    /// Legend entry; an empty label leaves the series out of the legend.
+    /// Legend entry, or empty to leave the series out of the legend.
     pub label: String,
     /// `(x, y)` points in drawing order. A non-finite coordinate breaks the line.
     pub points: Vec<(f64, f64)>,
-    /// Half-widths of vertical error bars, one per point; NaN draws no bar at that point.
+    /// Half-widths of vertical error bars, one per point. A NaN half-width draws no bar.
     pub error_bars: Option<Vec<f64>>,
     pub style: LineStyle,
-    /// Index into the palette; `None` uses the series' position in its panel.
+    /// Index into the palette, or `None` for the series' position in its panel.
     /// Give several series one colour to mark them as the same trajectory.
     pub color: Option<usize>,
-    /// Draws a filled circle at every point; isolated points always get one.
+    /// Draws a filled circle at every point. Isolated points always get one.
     pub markers: bool,
 }
 
 impl Series {
-    /// A solid line in the colour of its position, without markers or error bars.
+    /// Creates a solid line in the colour of its position, without markers or error bars.
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self {
             label: label.into(),
@@ -222,7 +222,7 @@ impl Series {
 /// One line chart: its own axes, title and legend.
 #[derive(Clone, Debug, Default)]
 pub struct Panel {
-    /// Caption above the chart; empty for none.
+    /// Caption above the chart, or empty for none.
     pub title: String,
     pub x_label: String,
     pub y_label: String,
@@ -232,7 +232,7 @@ pub struct Panel {
 }
 
 impl Panel {
-    /// A panel with linear axes.
+    /// Creates a panel with linear axes.
     pub fn new(
         title: impl Into<String>,
         x_label: impl Into<String>,
@@ -410,7 +410,7 @@ pub fn grouped_bars(
     })
 }
 
-/// Draws one line chart; the panel title, if any, goes under the figure title.
+/// Draws one line chart. The panel title, if any, goes under the figure title.
 pub fn line_chart(figure: &Figure, panel: &Panel) -> Result<(), PlotError> {
     line_panels(figure, std::slice::from_ref(panel), Layout::Row)
 }
@@ -776,7 +776,8 @@ fn draw_figure(
 
 /// Joins the notes into one "Note: ..." sentence wrapped to the figure width.
 fn wrap_note(notes: &[String], width: u32, size: f64) -> Vec<String> {
-    // DejaVu Sans averages under 0.5 of the text size a character in mixed text.
+    // Characters of DejaVu Sans average about 0.45 of the text size in these
+    // notes (an estimate from rendered figures), so 0.5 leaves some slack.
     let max_chars = ((f64::from(width) - 24.0) / (0.5 * size)).max(20.0) as usize;
     let sentence = format!("Note: {}.", notes.join("; "));
 
@@ -875,7 +876,7 @@ impl Axis {
         }
     }
 
-    /// A log axis over `10^lo ..= 10^hi`: ticks at powers of 10, or at 1, 2
+    /// Builds a log axis over `10^lo ..= 10^hi`: ticks at powers of 10, or at 1, 2
     /// and 5 times them (failing that, 1 to 9 times them) when fewer than
     /// three powers of 10 fall in the range.
     fn log(label: &str, lo: f64, hi: f64) -> Self {
@@ -1132,7 +1133,7 @@ fn to_plot(log: bool, value: f64) -> f64 {
     if log { value.log10() } else { value }
 }
 
-/// Splits points into runs of finite points; returns the runs and the
+/// Splits points into runs of finite points. Returns the runs and the
 /// number of points dropped.
 fn finite_segments(points: impl Iterator<Item = (f64, f64)>) -> (Vec<Vec<(f64, f64)>>, usize) {
     let mut segments = Vec::new();
@@ -1168,7 +1169,8 @@ struct Insets {
 
 impl Insets {
     fn new(y: &Axis, has_caption: bool, text: &TextSizes) -> Self {
-        // A digit or sign of DejaVu Sans is at most 0.6 of the text size wide.
+        // Digits and signs of DejaVu Sans are at most 0.55 of the text size wide
+        // (checked by a test), so 0.6 leaves some slack.
         let widest_y_label = y
             .tick_labels
             .iter()
@@ -1250,9 +1252,9 @@ impl Legend {
     /// Chooses the legend's corner: the first of upper right, upper left,
     /// lower right and lower left whose legend-sized box covers no drawn
     /// point. When every corner covers some, the y axis is raised so the
-    /// data stay below the legend in the upper right, unless the legend
-    /// would take more than 45 % of the height; then the corner covering
-    /// the fewest points wins. Returns the y axis to draw and the corner.
+    /// data stay below a legend in the upper right. A legend taller than
+    /// 45 % of the chart is not worth that, so it goes to the corner that
+    /// covers the fewest points. Returns the y axis to draw and the corner.
     fn place(
         &self,
         area: &Area<'_>,
@@ -1265,8 +1267,9 @@ impl Legend {
             return (y, SeriesLabelPosition::UpperRight);
         }
 
-        // Estimated legend size: the sample line, the widest label (DejaVu
-        // Sans averages about 0.6 of the text size a character) and margins.
+        // Estimated legend size: the sample line, the widest label and the
+        // margins. At 0.6 of the text size a character, wider than DejaVu
+        // Sans's average, the estimate errs on the wide side.
         let widest = self
             .labels
             .iter()
@@ -1401,8 +1404,8 @@ impl Binned {
         }
     }
 
-    /// Returns `count / (finite samples * bin width)` per bin, or nothing
-    /// when there are no finite samples.
+    /// Returns `count / (finite samples * bin width)` per bin, or an empty
+    /// vector when there are no finite samples.
     fn densities(&self) -> Vec<f64> {
         if self.finite == 0 {
             return Vec::new();
@@ -1441,7 +1444,7 @@ struct HistogramPanel {
     curve: Option<Curve>,
 }
 
-/// Bin heights over the panel's range; empty when there is nothing to draw.
+/// Bin heights over the panel's range, empty when there is nothing to draw.
 struct HistogramSeries {
     label: String,
     color: RGBColor,
@@ -1552,7 +1555,7 @@ struct BarPanel {
     log_y: bool,
 }
 
-/// One value per category; a non-finite value draws no bar.
+/// One value per category. A non-finite value draws no bar.
 struct BarGroup {
     label: String,
     color: RGBColor,
@@ -1634,7 +1637,7 @@ struct Trace {
     style: LineStyle,
     markers: bool,
     segments: Vec<Vec<(f64, f64)>>,
-    /// `(x, low, y, high)`; `low` is `None` when it falls below zero on a log axis.
+    /// `(x, low, y, high)` tuples, where `low` is `None` when it falls below zero on a log axis.
     error_bars: Vec<(f64, Option<f64>, f64, f64)>,
 }
 
@@ -1914,6 +1917,19 @@ fn prepare_distribution_panel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_fit_label_width_estimate() {
+        let font = FontRef::try_from_slice(FONT_BYTES).unwrap();
+        let scaled = font.as_scaled(100.0);
+        for c in "0123456789-.e".chars() {
+            let advance = scaled.h_advance(scaled.glyph_id(c));
+            assert!(
+                advance <= 55.0,
+                "{c:?} advances {advance} px at text size 100"
+            );
+        }
+    }
 
     #[test]
     fn linear_ticks_use_round_steps() {

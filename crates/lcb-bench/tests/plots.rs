@@ -1,8 +1,8 @@
 //! Every plot function writes a PNG of the requested size, handles empty,
 //! non-finite and constant data, and fails cleanly without leaving a file.
 //!
-//! Set `LCB_PLOT_TEST_DIR` to keep the figures in that folder for viewing;
-//! otherwise they go to a temporary folder that is removed.
+//! Set `LCB_PLOT_TEST_DIR` to keep the figures in that folder for viewing.
+//! Otherwise they go to a temporary folder that is removed.
 
 use std::collections::HashSet;
 use std::f64::consts::PI;
@@ -95,7 +95,7 @@ fn assert_png(path: &Path, width: u32, height: u32) -> Image {
     image
 }
 
-fn gaussian(mean: f64, sd: f64, n: usize, seed: u64) -> Vec<f64> {
+fn gaussian(mean: f64, std_dev: f64, n: usize, seed: u64) -> Vec<f64> {
     // Box-Muller on a small linear congruential generator: deterministic and dependency-free.
     let mut state = seed;
     let mut uniform = move || {
@@ -105,7 +105,7 @@ fn gaussian(mean: f64, sd: f64, n: usize, seed: u64) -> Vec<f64> {
         ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     };
     (0..n)
-        .map(|_| mean + sd * (-2.0 * uniform().ln()).sqrt() * (2.0 * PI * uniform()).cos())
+        .map(|_| mean + std_dev * (-2.0 * uniform().ln()).sqrt() * (2.0 * PI * uniform()).cos())
         .collect()
 }
 
