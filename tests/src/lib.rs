@@ -5,8 +5,8 @@ use lcb_core::{Limits, NoProgress, SampleOutput};
 use lcb_models::gmm::GmmSetup;
 
 /// KS p-values below this fail a test. The seeds are fixed, so each test is
-/// deterministic; the level only says how unlikely a false alarm was when
-/// the seed was chosen.
+/// deterministic. The level is the false-alarm probability of the check
+/// when the seed was chosen.
 pub const KS_LEVEL: f64 = 1e-3;
 
 /// Runs `method` on the exact kernel with default limits.

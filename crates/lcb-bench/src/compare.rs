@@ -1,7 +1,7 @@
 //! Methods side by side at matched computed proposals.
 //!
 //! LCB with the analytic envelope sets the budget: its computed proposals
-//! per sample divided by the number of transitions gives `N`, and best-of-N,
+//! per sample divided by the number of transitions gives `N`. Best-of-N,
 //! value-guided selection (`M = N` proposals a step) and SMC (`N` particles
 //! per output) then compute about as many proposals per sample. Per-step RS
 //! runs at its own, larger, cost when the reward is bounded.

@@ -1,4 +1,5 @@
-//! The paper's figures drawn from a suite run.
+//! Figures of a suite run, in the layout of the figures of Madhow et al.,
+//! "Learnable Chernoff Baselines for Inference-Time Alignment".
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@ use lcb_models::gmm::GmmSetup;
 use crate::error::BenchError;
 use crate::method::MethodName;
 
-/// Which reverse kernel of the mixture to sample.
+/// Reverse kernel of the mixture that a run samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelChoice {

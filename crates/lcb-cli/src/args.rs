@@ -30,7 +30,7 @@ pub enum Command {
     Scaling(ScalingArgs),
 }
 
-/// Which experiment to run: a built-in preset or a TOML config file.
+/// The experiment: a built-in preset or a TOML config file.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Built-in preset: paper-gmm or aniso-4d.

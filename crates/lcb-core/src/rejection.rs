@@ -53,7 +53,7 @@ impl<E> Clone for Guide<'_, E> {
 
 impl<E> Copy for Guide<'_, E> {}
 
-/// What one transition of a batch produced.
+/// Result of one transition for a batch of prefixes.
 #[derive(Debug, Clone)]
 pub struct StepOutcome<E> {
     /// Accepted children, `[prefixes, width]`.

@@ -51,7 +51,8 @@ fn default_delta() -> f64 {
 pub const PRESETS: [&str; 2] = ["paper-gmm", "aniso-4d"];
 
 impl GmmConfig {
-    /// The first author's public toy setting: `d = 2`, means `(+-5, 0)`,
+    /// The Gaussian-mixture setting of Madhow et al., "Learnable Chernoff
+    /// Baselines for Inference-Time Alignment": `d = 2`, means `(+-5, 0)`,
     /// identity covariances, weights 0.95 / 0.05, the paper schedule with
     /// `T = 20`, reward `1[x_1 < -7]`, `alpha = 0.2`, `delta = 0.1`.
     pub fn paper() -> Self {
@@ -129,7 +130,7 @@ impl GmmConfig {
         Ok(config)
     }
 
-    /// A preset by name (see [`PRESETS`]).
+    /// Looks up a preset by name (see [`PRESETS`]).
     pub fn preset(name: &str) -> Result<Self, ModelError> {
         match name {
             "paper-gmm" => Ok(Self::paper()),

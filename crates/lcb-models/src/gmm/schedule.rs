@@ -10,8 +10,8 @@ use crate::error::{ModelError, invalid};
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ScheduleSpec {
     /// `a_t = 1 - (c ln n / n) min(delta0 (1 + c ln n / n)^t, 1)` for
-    /// `t = 2..=n` and `a_1 = 1 - delta0`: the schedule of the first author's
-    /// public toy code.
+    /// `t = 2..=n` and `a_1 = 1 - delta0`: the schedule of the mixture
+    /// experiment of Madhow et al.
     Paper { steps: usize, c: f64, delta0: f64 },
     /// `a_t = 1 - beta_t` with `beta_t` linear from `beta_start` to `beta_end`.
     Linear {
