@@ -28,6 +28,11 @@ pub enum Command {
     /// Measure how RS's and LCB's proposals grow with 1/alpha and with the
     /// dimension, on the paper preset lifted to d dimensions.
     Scaling(ScalingArgs),
+    /// Train text denoisers.
+    #[command(subcommand)]
+    Model(crate::text::ModelCommand),
+    /// Generate texts with a text denoiser, one a line.
+    Generate(crate::text::GenerateArgs),
 }
 
 /// The experiment: a built-in preset or a TOML config file.

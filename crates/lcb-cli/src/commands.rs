@@ -23,6 +23,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Bench(args) => with_threads(args.run.threads, || bench(&args)),
         Command::Compare(args) => with_threads(args.run.threads, || compare(&args)),
         Command::Scaling(args) => with_threads(args.threads, || scaling(&args)),
+        Command::Model(crate::text::ModelCommand::Train(args)) => crate::text::model_train(&args),
+        Command::Generate(args) => crate::text::generate(&args),
     }
 }
 

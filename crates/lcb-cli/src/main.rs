@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod progress;
+mod text;
 
 use std::process::ExitCode;
 
