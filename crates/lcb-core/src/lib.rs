@@ -17,6 +17,7 @@ pub mod logmath;
 pub mod record;
 pub mod rejection;
 pub mod rng;
+pub mod rollout;
 pub mod guided;
 pub mod samplers;
 pub mod smc;
@@ -33,3 +34,4 @@ pub use samplers::{Method, Problem, RunOptions, SampleOutput, Selection, global_
 pub use traits::{Baseline, Envelope, Kernel, NoProgress, Progress, Reward, StateElem, Value};
 pub use guided::{GuidedConfig, GuidedSelection, sample_guided};
 pub use smc::{Potential, Resampling, SmcConfig, WeightedParticles, effective_sample_size, run_smc, sample_smc};
+pub use rollout::RolloutValue;
