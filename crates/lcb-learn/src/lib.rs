@@ -24,6 +24,7 @@ pub mod error;
 pub mod network;
 mod objective;
 mod pilot;
+pub mod tokens;
 pub mod train;
 pub mod trained;
 
@@ -35,3 +36,4 @@ pub use error::{CheckpointError, LearnError};
 pub use network::{NetworkConfig, Normalization};
 pub use train::train;
 pub use trained::{CalibrationLog, StepLog, TrainedBaseline, TrainingHistory};
+pub use tokens::{OneHot, OneHotKernel, OneHotValue, TokenBaseline};
