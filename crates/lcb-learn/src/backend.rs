@@ -9,12 +9,13 @@ use crate::error::LearnError;
 
 /// A burn backend, chosen by name. The crate never calls `Device::default()`,
 /// which picks wgpu whenever that feature is compiled in, even with no adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// burn-ndarray on the CPU (deprecated upstream in burn 0.22, kept for comparison).
     Ndarray,
     /// burn-flex, burn's pure-Rust CPU backend.
+    #[default]
     Flex,
     /// wgpu on the default adapter: a GPU, or a software Vulkan driver such as llvmpipe.
     Wgpu,

@@ -66,6 +66,9 @@ pub enum TextError {
     )]
     WgpuUnavailable { reason: String },
 
+    #[error("the tensor backend failed: {message}")]
+    Backend { message: String },
+
     #[error("reading {what} back from the {backend} device failed: {message}")]
     TensorRead {
         what: &'static str,
