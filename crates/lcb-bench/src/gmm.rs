@@ -84,6 +84,14 @@ pub fn run_gmm(
     options: &GmmRunOptions<'_>,
     learned: Option<&LearnedLcb<'_>>,
 ) -> Result<SampleOutput<f64>, BenchError> {
+    if options.samples == 0 {
+        return Err(lcb_core::SampleError::InvalidParameter {
+            name: "samples",
+            value: 0.0,
+            expected: "at least 1 sample",
+        }
+        .into());
+    }
     let mut output = match options.kernel {
         KernelChoice::Exact => run_with(&setup.exact, setup, method, options, learned)?,
         KernelChoice::Ddpm => run_with(&setup.ddpm, setup, method, options, learned)?,

@@ -81,7 +81,8 @@ pub struct SampleArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Sampling method: rs, trajectory-rs, lcb-analytic, lcb, bon, soft-bon, lcb-bon.
+    /// Sampling method: rs, trajectory-rs, lcb-analytic, lcb, bon, soft-bon, lcb-bon, smc,
+    /// svdd or svdd-argmax.
     #[arg(long)]
     pub method: MethodName,
     /// Number of samples.

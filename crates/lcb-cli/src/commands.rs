@@ -185,18 +185,39 @@ fn bench(args: &BenchArgs) -> CliResult {
 }
 
 /// The main table alone: the named methods (or all that apply) at the base
-/// temperature.
+/// temperature, with a baseline trained for `lcb` and `lcb-bon` unless
+/// `--no-learned` is given.
 fn bench_main(args: &BenchArgs, setup: &GmmSetup) -> CliResult {
-    let methods = if args.methods.is_empty() {
+    let mut methods = if args.methods.is_empty() {
         default_methods(setup)
     } else {
         args.methods.clone()
     };
+    let trained = if args.no_learned {
+        None
+    } else {
+        let config = TrainConfig {
+            backend: parse_backend(&args.backend)?,
+            seed: args.run.seed,
+            ..TrainConfig::default()
+        };
+        let bar = StepBar::new("train");
+        Some(lcb_bench::learned::train_gmm(setup, args.kernel, &config, &bar)?)
+    };
+    if trained.is_some() && args.methods.is_empty() {
+        let position = methods.iter().position(|m| *m == MethodName::LcbAnalytic).map_or(0, |p| p + 1);
+        methods.insert(position, MethodName::Lcb);
+    }
+    let learned = trained.as_ref().map(|t| LearnedLcb {
+        baseline: &t.network,
+        tau: t.tau.clone(),
+    });
+
     let mut records = Vec::new();
     for method in methods {
         let bar = StepBar::new(method.as_str());
         let options = run_options(&args.run, args.kernel, args.samples, setup.delta, &bar);
-        let output = run_gmm(setup, method, &options, None)?;
+        let output = run_gmm(setup, method, &options, learned.as_ref())?;
         bar.finish();
         write_record(&args.out.join(format!("{method}.json")), &output.record)?;
         records.push(output.record);
@@ -204,6 +225,7 @@ fn bench_main(args: &BenchArgs, setup: &GmmSetup) -> CliResult {
     let table = table::markdown(&records);
     write_atomic(&args.out.join("table.md"), table.as_bytes())?;
     print!("{table}");
+    println!("\nwrote {} reports and table.md to {}", records.len(), args.out.display());
     Ok(())
 }
 

@@ -21,10 +21,16 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            let mut shown = error.to_string();
+            eprintln!("error: {shown}");
             let mut source = std::error::Error::source(&*error);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                // Many messages already end with their cause; print it once.
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    shown = text;
+                }
                 source = cause.source();
             }
             ExitCode::FAILURE

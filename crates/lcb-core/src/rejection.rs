@@ -254,6 +254,9 @@ fn advance_chunk<E: StateElem>(
         // half acceptances at the running acceptance rate.
         let rate = (accepted as f64 + 1.0) / (computed as f64 + 1.0);
         let room = (limits.max_round_rows / pending.len()).max(1);
+        // Stay within the per-prefix budget: no prefix draws past it.
+        let used = pending.iter().map(|&i| next_proposal[i]).max().unwrap_or(0);
+        let room = room.min(limits.max_proposals_per_prefix.saturating_sub(used).max(1) as usize);
         let per_prefix = ((1.5 / rate).ceil() as usize).clamp(1, room);
 
         parent_of.clear();

@@ -341,7 +341,7 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CheckpointE
         let path = path.to_path_buf();
         move |source| CheckpointError::Io { action, path, source }
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io("create a temporary file for"))?;
+    let mut file = readable_temp_file(dir).map_err(io("create a temporary file for"))?;
     file.write_all(bytes).map_err(io("write"))?;
     file.as_file().sync_all().map_err(io("flush"))?;
     file.persist(path).map_err(|err| CheckpointError::Io {
@@ -374,4 +374,16 @@ mod tests {
         assert_eq!(fnv1a64_hex(b"a"), "af63dc4c8601ec8c");
         assert_eq!(fnv1a64_hex(b"foobar"), "85944171f73967e8");
     }
+}
+
+/// A temporary file in `dir` that other users may read once it is renamed
+/// into place (`tempfile` creates files readable by the owner only).
+fn readable_temp_file(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
 }
