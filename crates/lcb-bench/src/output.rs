@@ -1,6 +1,5 @@
 //! Atomic writes of samples (CSV) and run records (JSON).
 
-use std::io::Write;
 use std::path::Path;
 
 use lcb_core::RunRecord;
@@ -20,10 +19,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(to_error)?;
-    let mut file = readable_temp_file(dir).map_err(to_error)?;
-    file.write_all(bytes).map_err(to_error)?;
-    file.as_file().sync_all().map_err(to_error)?;
-    file.persist(path).map_err(|e| to_error(e.error))?;
+    lcb_learn::files::write_atomic(dir, path, bytes).map_err(|err| to_error(err.source))?;
     Ok(())
 }
 
@@ -49,16 +45,4 @@ pub fn write_record(path: &Path, record: &RunRecord) -> Result<(), BenchError> {
     let mut text = serde_json::to_string_pretty(record).expect("run records serialise");
     text.push('\n');
     write_atomic(path, text.as_bytes())
-}
-
-/// A temporary file in `dir` that other users may read once it is renamed
-/// into place (`tempfile` creates files readable by the owner only).
-fn readable_temp_file(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    builder.tempfile_in(dir)
 }

@@ -24,7 +24,6 @@
 //! ```
 
 use std::error::Error as StdError;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -826,10 +825,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(to_error)?;
-    let mut file = readable_temp_file(dir).map_err(to_error)?;
-    file.write_all(bytes).map_err(to_error)?;
-    file.as_file().sync_all().map_err(to_error)?;
-    file.persist(path).map_err(|error| to_error(error.error))?;
+    lcb_learn::files::write_atomic(dir, path, bytes).map_err(|err| to_error(err.source))?;
     Ok(())
 }
 
@@ -2021,16 +2017,4 @@ mod tests {
         assert!(lines[0].starts_with("Note: series 0"));
         assert!(lines[MAX_NOTE_LINES - 1].ends_with('…'));
     }
-}
-
-/// A temporary file in `dir` that other users may read once it is renamed
-/// into place (`tempfile` creates files readable by the owner only).
-fn readable_temp_file(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    builder.tempfile_in(dir)
 }

@@ -21,6 +21,7 @@ mod calibrate;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod network;
 mod objective;
 mod pilot;

@@ -9,7 +9,6 @@
 //! The manifest records each file's length and FNV-1a checksum, so a file
 //! that does not belong to it is rejected on load.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -173,56 +172,13 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), CheckpointError> {
     })
 }
 
-/// Writes `bytes` to a temporary file in `dir`, flushes it to disk and
-/// renames it to `path`.
+/// Writes `bytes` to `path` atomically (see [`lcb_learn::files::write_atomic`]).
 pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| CheckpointError::Io { action, path, source }
-    };
-    let mut file = readable_temp_file(dir).map_err(io("create a temporary file for"))?;
-    file.write_all(bytes).map_err(io("write"))?;
-    file.as_file().sync_all().map_err(io("flush"))?;
-    file.persist(path).map_err(|err| CheckpointError::Io {
-        action: "rename a temporary file to",
+    lcb_learn::files::write_atomic(dir, path, bytes).map_err(|err| CheckpointError::Io {
+        action: err.action,
         path: path.to_path_buf(),
-        source: err.error,
-    })?;
-    Ok(())
+        source: err.source,
+    })
 }
 
-/// FNV-1a 64-bit hash as 16 hex digits: cheap and enough to detect a
-/// damaged or swapped file (not an integrity guarantee against tampering).
-pub fn fnv1a64_hex(bytes: &[u8]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = bytes
-        .iter()
-        .fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME));
-    format!("{hash:016x}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a64_known_values() {
-        // Reference values of the FNV-1a 64-bit hash.
-        assert_eq!(fnv1a64_hex(b""), "cbf29ce484222325");
-        assert_eq!(fnv1a64_hex(b"a"), "af63dc4c8601ec8c");
-        assert_eq!(fnv1a64_hex(b"foobar"), "85944171f73967e8");
-    }
-}
-
-/// A temporary file in `dir` that other users may read once it is renamed
-/// into place (`tempfile` creates files readable by the owner only).
-fn readable_temp_file(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    builder.tempfile_in(dir)
-}
+pub use lcb_learn::files::fnv1a64_hex;
