@@ -41,7 +41,7 @@ pub fn matched_compute(setup: &GmmSetup, options: &GmmRunOptions<'_>) -> Result<
     Ok(records)
 }
 
-/// A markdown table of a comparison: cost, reward against the exact mean,
+/// Formats a markdown table of a comparison: cost, reward against the exact mean,
 /// KS against the exact target and, for SMC, the ESS after the last step.
 pub fn markdown(title: &str, records: &[RunRecord]) -> String {
     let mut out = format!(

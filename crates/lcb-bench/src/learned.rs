@@ -10,7 +10,7 @@ use lcb_models::gmm::{GmmConfig, GmmSetup};
 use crate::error::BenchError;
 use crate::gmm::KernelChoice;
 
-/// The identifier a checkpoint stores for the model it was trained on: the
+/// Returns the identifier a checkpoint stores for the model it was trained on: the
 /// kernel and a hash of the mixture, schedule and reward (temperature and
 /// tail level are stored and checked on their own).
 pub fn model_id(config: &GmmConfig, kernel: KernelChoice) -> String {

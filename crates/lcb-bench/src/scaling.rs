@@ -64,7 +64,7 @@ pub fn run_scaling(
     Ok(points)
 }
 
-/// A markdown table of the study.
+/// Formats a markdown table of the study.
 pub fn markdown(points: &[ScalingPoint]) -> String {
     let mut text = String::from(
         "| method | d | alpha | computed/sample | sequential/sample | reward mean | exact mean |\n\

@@ -350,7 +350,7 @@ impl SuiteReport {
         text
     }
 
-    /// The markdown summary: one table per grid.
+    /// Formats the markdown summary: one table per grid.
     pub fn markdown(&self, title: &str) -> String {
         let mut text = format!("# {title}\n\n");
         let sections = [

@@ -6,7 +6,7 @@ fn optional(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
 }
 
-/// A markdown table with one row per run: proposals, effective N, reward
+/// Formats a markdown table with one row per run: proposals, effective N, reward
 /// against the exact mean, KS, clipping-TV estimate and wall time.
 pub fn markdown(records: &[RunRecord]) -> String {
     let mut out = String::from(

@@ -58,7 +58,7 @@ fn check_scores(scores: &[f64]) -> Result<(), SampleError> {
     Ok(())
 }
 
-/// The sample threshold `tau = (ln(1/delta) + ln mean exp(lambda s)) / lambda`
+/// Computes the sample threshold `tau = (ln(1/delta) + ln mean exp(lambda s)) / lambda`
 /// in log units, for scores `s` (`[pairs]`).
 pub fn tau(scores: &[f64], lambda: f64, delta: f64) -> Result<f64, SampleError> {
     check_scores(scores)?;
@@ -68,7 +68,7 @@ pub fn tau(scores: &[f64], lambda: f64, delta: f64) -> Result<f64, SampleError> 
     Ok(((1.0 / delta).ln() + log_mean_exp(&scaled)) / lambda)
 }
 
-/// The sample objective `J = tau + ln mean exp(-s)`: an upper bound on the
+/// Computes the sample objective `J = tau + ln mean exp(-s)`: an upper bound on the
 /// log of the expected proposal count per accepted child (log units).
 pub fn objective(scores: &[f64], lambda: f64, delta: f64) -> Result<f64, SampleError> {
     let threshold = tau(scores, lambda, delta)?;
@@ -76,7 +76,7 @@ pub fn objective(scores: &[f64], lambda: f64, delta: f64) -> Result<f64, SampleE
     Ok(threshold + log_mean_exp(&negated))
 }
 
-/// The `lambda` that minimises the sample `tau` for fixed scores, found by a
+/// Finds the `lambda` that minimises the sample `tau` for fixed scores by a
 /// golden-section search on `ln lambda` over `[lambda_min, lambda_max]`.
 ///
 /// `tau(lambda)` is convex in `1/lambda` for fixed scores, so the search finds

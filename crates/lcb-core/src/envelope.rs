@@ -27,7 +27,7 @@ impl<E> GlobalBound<E> {
         })
     }
 
-    /// The bound `r_max / alpha` for a reward bounded above by `r_max`.
+    /// Builds the bound `r_max / alpha` for a reward bounded above by `r_max`.
     pub fn from_reward_bound(r_max: f64, alpha: f64) -> Result<Self, SampleError> {
         crate::error::check_alpha(alpha)?;
         Self::new(r_max / alpha)
@@ -114,7 +114,7 @@ pub trait GaussianKernel: Kernel<Elem = f64> {
 
 /// A value whose maximum over a Euclidean ball can be bounded above.
 pub trait BallBound: Value<Elem = f64> {
-    /// An upper bound on `sup { V^_t(x) : |x - center| <= radius }` in log units.
+    /// Returns an upper bound on `sup { V^_t(x) : |x - center| <= radius }` in log units.
     fn ball_upper_bound(&self, t: usize, center: &[f64], radius: f64) -> f64;
 }
 

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 
 use rand::TryRng;
 
-/// Which consumer of randomness a stream feeds, so that the kernel's draws
+/// Consumer of randomness that a stream feeds, kept apart so that the kernel's draws
 /// and the acceptance test of the same proposal never share numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
@@ -81,7 +81,7 @@ impl Stream {
         mix64(self.state)
     }
 
-    /// A uniform draw in the open interval `(0, 1)`, safe to take a log of.
+    /// Draws a uniform number in the open interval `(0, 1)`, safe to take a log of.
     #[inline]
     pub fn uniform_open(&mut self) -> f64 {
         ((self.next() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
@@ -146,7 +146,8 @@ mod tests {
         let (mut sum, mut sum_sq) = (0.0, 0.0);
         for i in 0..n {
             let u = Stream::at(1, i, 0, 0, Lane::Accept).uniform_open();
-            assert!(u > 0.0 && u < 1.0);
+            assert!(u > 0.0);
+            assert!(u < 1.0);
             sum += u;
             sum_sq += u * u;
         }

@@ -52,7 +52,7 @@ pub struct SampleOutput<E> {
     pub record: RunRecord,
 }
 
-/// Which candidate best-of-N keeps.
+/// Rule by which best-of-N keeps one candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selection {
     /// The candidate with the highest reward.
@@ -99,7 +99,7 @@ where
     })
 }
 
-/// The global bound `B = r_max / alpha` of a problem's reward.
+/// Computes the global bound `B = r_max / alpha` of a problem's reward.
 pub fn global_bound<E: StateElem>(problem: &Problem<'_, E>, method: &'static str) -> Result<GlobalBound<E>, SampleError> {
     let r_max = problem
         .reward

@@ -51,7 +51,7 @@ fn default_delta() -> f64 {
 pub const PRESETS: [&str; 2] = ["paper-gmm", "aniso-4d"];
 
 impl GmmConfig {
-    /// The Gaussian-mixture setting of Madhow et al., "Learnable Chernoff
+    /// Returns the Gaussian-mixture setting of Madhow et al., "Learnable Chernoff
     /// Baselines for Inference-Time Alignment": `d = 2`, means `(+-5, 0)`,
     /// identity covariances, weights 0.95 / 0.05, the paper schedule with
     /// `T = 20`, reward `1[x_1 < -7]`, `alpha = 0.2`, `delta = 0.1`.
@@ -69,7 +69,7 @@ impl GmmConfig {
         }
     }
 
-    /// A 3-component anisotropic mixture in 4 dimensions with a linear
+    /// Returns a 3-component anisotropic mixture in 4 dimensions with a linear
     /// reward: no global bound exists, so only envelopes that follow the
     /// value (LCB) can sample it.
     pub fn aniso_4d() -> Self {
@@ -111,7 +111,7 @@ impl GmmConfig {
         }
     }
 
-    /// The paper preset lifted to `d >= 1` dimensions: means `(+-5, 0, ..., 0)`,
+    /// Returns the paper preset lifted to `d >= 1` dimensions: means `(+-5, 0, ..., 0)`,
     /// identity covariances, the same schedule and reward. Used to study how
     /// cost grows with dimension.
     pub fn paper_in(d: usize) -> Result<Self, ModelError> {
@@ -159,8 +159,8 @@ impl GmmConfig {
         Self::from_toml(&text, path)
     }
 
-    /// A stable 64-bit FNV-1a hash of the config's TOML text, which
-    /// checkpoints store to recognise the model they were trained for.
+    /// Hashes the config's TOML text with 64-bit FNV-1a. Checkpoints store the
+    /// hash to recognise the model they were trained for.
     pub fn fingerprint(&self) -> String {
         let text = toml::to_string(self).unwrap_or_default();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

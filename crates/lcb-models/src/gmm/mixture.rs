@@ -84,7 +84,7 @@ impl Mixture {
         })
     }
 
-    /// A mixture with identity covariances.
+    /// Builds a mixture with identity covariances.
     pub fn isotropic(weights: Vec<f64>, means: Vec<Vec<f64>>) -> Result<Self, ModelError> {
         let d = means.first().map_or(0, Vec::len);
         let identity: Vec<Vec<f64>> = (0..d)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, invalid};
 
-/// How the schedule is given in a config file.
+/// Schedule as written in a config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ScheduleSpec {
@@ -24,7 +24,7 @@ pub enum ScheduleSpec {
 }
 
 impl ScheduleSpec {
-    /// The paper preset: `n = 20`, `c = 4`, `delta0 = 0.02`.
+    /// Returns the paper preset: `n = 20`, `c = 4`, `delta0 = 0.02`.
     pub fn paper() -> Self {
         Self::Paper {
             steps: 20,
