@@ -28,6 +28,26 @@ pub enum BenchError {
     #[error(transparent)]
     Checkpoint(#[from] lcb_learn::CheckpointError),
 
+    #[error(transparent)]
+    Text(#[from] lcb_models::text::TextError),
+
+    #[error(transparent)]
+    Plot(#[from] crate::plots::PlotError),
+
+    #[error("invalid {name} = {value}: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
+    #[error("{what}: {source}")]
+    Component {
+        what: &'static str,
+        #[source]
+        source: lcb_core::ComponentError,
+    },
+
     #[error("unknown method {0:?}; available: {1}")]
     UnknownMethod(String, String),
 }

@@ -12,6 +12,7 @@ pub mod plots;
 pub mod scaling;
 pub mod suite;
 pub mod table;
+pub mod text;
 
 pub use error::BenchError;
 pub use gmm::{GmmRunOptions, KernelChoice, LearnedLcb, run_gmm};

@@ -1098,7 +1098,11 @@ fn format_tick(value: f64, step: f64) -> String {
 /// Formats a value with up to four significant digits, in scientific
 /// notation outside `[1e-3, 1e6)`.
 fn format_value(value: f64) -> String {
-    if value == 0.0 || !value.is_finite() {
+    if value == 0.0 {
+        // Negative zero, from a sum of no terms, prints as 0 too.
+        return "0".to_string();
+    }
+    if !value.is_finite() {
         return format!("{value}");
     }
     let magnitude = value.abs();

@@ -98,6 +98,12 @@ pub struct SampleArgs {
     /// the lcb and lcb-bon methods.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub text: crate::text::TextModelArgs,
+    /// Text model only: Monte Carlo soft values from M base completions per
+    /// state, in place of the value network saved with --baseline.
+    #[arg(long)]
+    pub rollouts: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -132,11 +138,14 @@ pub struct TrainArgs {
     /// Checkpoint folder to write.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub text: crate::text::TextModelArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Preset to benchmark (paper-gmm or aniso-4d); use --config for a file.
+    /// Preset to benchmark (paper-gmm or aniso-4d), or `text` for the
+    /// language comparison on the text model; use --config for a file.
     #[arg(value_name = "PRESET", conflicts_with = "config")]
     pub preset: Option<String>,
     /// TOML file with the experiment.
@@ -153,14 +162,15 @@ pub struct BenchArgs {
     pub delta: Option<f64>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Samples per method in the main table.
-    #[arg(long, default_value_t = 2000)]
-    pub samples: usize,
+    /// Samples per method in the main table (default 2000; 512 for `text`).
+    #[arg(long)]
+    pub samples: Option<usize>,
     /// Samples per run in the grids over alpha, delta and N.
     #[arg(long, default_value_t = 500)]
     pub grid_samples: usize,
-    /// Temperatures of the alpha grid, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,0.5,0.2,0.1")]
+    /// Temperatures of the alpha grid, comma separated (default
+    /// 1,0.5,0.2,0.1; 1,0.5,0.25 for `text`).
+    #[arg(long, value_delimiter = ',')]
     pub alphas: Vec<f64>,
     /// Tail levels of the delta sweep, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.2,0.1,0.05,0.02,0.01")]
@@ -187,6 +197,8 @@ pub struct BenchArgs {
     /// Folder for the reports, tables and figures.
     #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub text: crate::text::TextModelArgs,
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,22 @@ fn run_options<'a>(
 }
 
 fn sample(args: &SampleArgs) -> CliResult {
+    if args.text.is_text() {
+        let alpha = args.model.alpha.unwrap_or(TEXT_ALPHA);
+        return crate::text::sample_text_command(
+            &args.text,
+            args.method,
+            alpha,
+            args.samples,
+            args.run.seed,
+            args.run.n,
+            args.run.max_proposals,
+            args.baseline.as_deref(),
+            args.rollouts,
+            args.out.as_deref(),
+            args.report.as_deref(),
+        );
+    }
     let config = load_config(&args.model.preset, args.model.config.as_deref())?;
     let setup = build(config.clone(), args.model.alpha, args.model.delta)?;
     let bar = StepBar::new(args.method.as_str());
@@ -115,8 +131,30 @@ fn default_methods(setup: &GmmSetup) -> Vec<MethodName> {
         .collect()
 }
 
+/// Temperature of `train` and `sample` on the text model when `--alpha` is not given.
+const TEXT_ALPHA: f64 = 0.5;
+
 fn bench(args: &BenchArgs) -> CliResult {
     let preset = args.preset.as_deref().unwrap_or("paper-gmm");
+    if preset == "text" {
+        return crate::text::bench_text_command(
+            &args.text,
+            &args.alphas,
+            args.samples,
+            args.run.seed,
+            parse_backend(&args.backend)?,
+            &args.out,
+        );
+    }
+    if args.text.is_text() {
+        return Err("--model applies to `bench text`; the mixture presets take --config".into());
+    }
+    let alphas = if args.alphas.is_empty() {
+        vec![1.0, 0.5, 0.2, 0.1]
+    } else {
+        args.alphas.clone()
+    };
+    let samples = args.samples.unwrap_or(2000);
     let config = load_config(preset, args.config.as_deref())?;
     let base_alpha = args.alpha.unwrap_or(config.alpha);
     let base_delta = args.delta.unwrap_or(config.delta);
@@ -127,11 +165,11 @@ fn bench(args: &BenchArgs) -> CliResult {
 
     let settings = SuiteSettings {
         kernel: args.kernel,
-        samples: args.samples,
+        samples,
         grid_samples: args.grid_samples,
         seed: args.run.seed,
         n: args.run.n,
-        alphas: args.alphas.clone(),
+        alphas,
         deltas: args.deltas.clone(),
         ns: args.ns.clone(),
         compare_alphas: args.compare_alphas.clone(),
@@ -216,7 +254,7 @@ fn bench_main(args: &BenchArgs, setup: &GmmSetup) -> CliResult {
     let mut records = Vec::new();
     for method in methods {
         let bar = StepBar::new(method.as_str());
-        let options = run_options(&args.run, args.kernel, args.samples, setup.delta, &bar);
+        let options = run_options(&args.run, args.kernel, args.samples.unwrap_or(2000), setup.delta, &bar);
         let output = run_gmm(setup, method, &options, learned.as_ref())?;
         bar.finish();
         write_record(&args.out.join(format!("{method}.json")), &output.record)?;
@@ -279,6 +317,21 @@ fn parse_backend(name: &str) -> Result<Backend, Box<dyn Error + Send + Sync>> {
 }
 
 fn train(args: &TrainArgs) -> CliResult {
+    if args.text.is_text() {
+        let overrides = crate::text::TrainOverrides {
+            particles: args.particles,
+            iterations: args.iterations,
+            learning_rate: args.learning_rate,
+        };
+        return crate::text::train_text_command(
+            &args.text,
+            args.model.alpha.unwrap_or(TEXT_ALPHA),
+            parse_backend(&args.backend)?,
+            args.seed,
+            &overrides,
+            &args.out,
+        );
+    }
     let config = load_config(&args.model.preset, args.model.config.as_deref())?;
     let setup = build(config.clone(), args.model.alpha, args.model.delta)?;
 

@@ -8,8 +8,16 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lcb_core::NoProgress;
+use std::sync::Arc;
+
+use lcb_bench::text::{
+    TextBenchConfig, TextComponents, TextLearnConfig, TextMethod, default_reward, default_reward_description,
+    draw_text_figures, run_text, run_text_bench, text_model_id, text_table, token_code, train_text,
+};
+use lcb_learn::{TokenBaseline, TokenValue};
 use lcb_models::text::{
-    Backend, Corpus, GenerateOptions, Remasking, StepKernelConfig, TextModel, TrainConfig, TrainEvent, train,
+    Backend, Corpus, GenerateOptions, Remasking, StepKernel, StepKernelConfig, TextModel, TextReward, TextRewardSpec,
+    TrainConfig, TrainEvent, train,
 };
 
 type CliResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -193,5 +201,329 @@ pub fn generate(args: &GenerateArgs) -> CliResult {
     for text in texts {
         writeln!(out, "{text}")?;
     }
+    Ok(())
+}
+
+/// Text-model options shared by `train`, `sample` and `bench text`.
+#[derive(Debug, Clone, Args)]
+pub struct TextModelArgs {
+    /// Masked-diffusion text model: a checkpoint directory written by
+    /// `model train`, or `embedded` for the shipped default model. Switches
+    /// `train` and `sample` from the mixture to the text model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Text reward: `default` (the built-in word list), `regex:PATTERN`
+    /// (1 when it matches, else 0), `word-list:FILE` (`word weight` lines) or
+    /// `command:PROGRAM` (JSON lines over stdin and stdout).
+    #[arg(long, default_value = "default", conflicts_with = "reward_config")]
+    pub reward: String,
+    /// TOML or JSON file with the reward (`kind = "regex" | "word-list" |
+    /// "length" | "command"` and its fields).
+    #[arg(long)]
+    pub reward_config: Option<PathBuf>,
+    /// `r_max` of a `command:` reward, which per-step RS and the envelope cap need.
+    #[arg(long)]
+    pub reward_upper_bound: Option<f64>,
+    /// Reverse steps N of the text kernel (default 8).
+    #[arg(long)]
+    pub steps: Option<usize>,
+}
+
+impl TextModelArgs {
+    pub fn is_text(&self) -> bool {
+        self.model.is_some()
+    }
+
+    fn kernel_config(&self) -> StepKernelConfig {
+        StepKernelConfig {
+            steps: Some(self.steps.unwrap_or(8)),
+            ..StepKernelConfig::default()
+        }
+    }
+
+    fn load_model(&self, backend: Backend) -> Result<Arc<TextModel>, Box<dyn Error + Send + Sync>> {
+        let model = match self.model.as_deref() {
+            None | Some("embedded") => TextModel::embedded(backend)?,
+            Some(dir) => TextModel::load(std::path::Path::new(dir), backend)?,
+        };
+        Ok(Arc::new(model))
+    }
+
+    /// Builds the reward and a description that identifies it.
+    fn reward(&self, model: &TextModel, width: usize) -> Result<(TextReward, String), Box<dyn Error + Send + Sync>> {
+        if let Some(path) = &self.reward_config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read the reward config {}: {err}", path.display()))?;
+            let spec: TextRewardSpec = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text).map_err(|err| format!("invalid reward config {}: {err}", path.display()))?
+            } else {
+                toml::from_str(&text).map_err(|err| format!("invalid reward config {}: {err}", path.display()))?
+            };
+            let description = serde_json::to_string(&spec)?;
+            return Ok((TextReward::new(model.tokenizer().clone(), width, spec.build()?), description));
+        }
+        let spec = self.reward.as_str();
+        if spec == "default" {
+            return Ok((default_reward(model, width)?, default_reward_description()));
+        }
+        let (kind, rest) = spec.split_once(':').ok_or_else(|| {
+            format!("invalid --reward {spec:?}: expected default, regex:PATTERN, word-list:FILE or command:PROGRAM")
+        })?;
+        let spec = match kind {
+            "regex" => TextRewardSpec::Regex {
+                pattern: rest.to_string(),
+                matched: 1.0,
+                unmatched: 0.0,
+            },
+            "word-list" => TextRewardSpec::WordList {
+                path: PathBuf::from(rest),
+                case_sensitive: false,
+            },
+            "command" => TextRewardSpec::Command {
+                program: PathBuf::from(rest),
+                args: Vec::new(),
+                timeout_seconds: 30.0,
+                batch_size: 256,
+                upper_bound: self.reward_upper_bound,
+            },
+            other => {
+                return Err(format!(
+                    "invalid --reward kind {other:?}: expected default, regex:PATTERN, word-list:FILE or command:PROGRAM"
+                )
+                .into());
+            }
+        };
+        let description = serde_json::to_string(&spec)?;
+        Ok((TextReward::new(model.tokenizer().clone(), width, spec.build()?), description))
+    }
+}
+
+/// Runs `train --model`: fits the value network, then the token baseline,
+/// and saves both into `out`.
+pub fn train_text_command(
+    text: &TextModelArgs,
+    alpha: f64,
+    backend: Backend,
+    seed: u64,
+    overrides: &TrainOverrides,
+    out: &std::path::Path,
+) -> CliResult {
+    let model = text.load_model(Backend::Flex)?;
+    let code = token_code(&model);
+    let kernel_config = text.kernel_config();
+    let kernel = StepKernel::new(model.clone(), &kernel_config)?;
+    let (reward, description) = text.reward(&model, code.len)?;
+    let model_id = text_model_id(&model, &kernel_config, &description)?;
+    let mut config = TextLearnConfig::for_code(code, backend, seed);
+    if let Some(particles) = overrides.particles {
+        config.baseline.particles = particles;
+    }
+    if let Some(iterations) = overrides.iterations {
+        config.baseline.iterations_per_step = iterations;
+    }
+    if let Some(rate) = overrides.learning_rate {
+        config.baseline.learning_rate = rate;
+    }
+    let bar = crate::progress::StepBar::new("value, then baseline");
+    let learned = train_text(&kernel, &reward, alpha, code, &config, &bar)?;
+    bar.finish();
+    let info = lcb_learn::CheckpointInfo {
+        model_id: model_id.clone(),
+        alpha,
+    };
+    learned.value.save(out, &model_id, alpha)?;
+    let manifest = learned.baseline.save(out, &info)?;
+    let history = &learned.value.history;
+    println!(
+        "value network: held-out loss {:.4} against {:.4} for the constant fit ({} pairs, {:.1} s)",
+        history.heldout_loss.last().copied().unwrap_or(f64::NAN),
+        history.heldout_constant_loss.unwrap_or(f64::NAN),
+        history.pairs,
+        history.wall_seconds
+    );
+    println!("| step t | tau_t | accept rate | proposals |");
+    println!("|---:|---:|---:|---:|");
+    for log in &learned.baseline.history.final_pass {
+        println!("| {} | {:.3} | {:.3} | {} |", log.step, log.tau, log.accept_rate, log.proposals);
+    }
+    println!("checkpoint: {}", manifest.display());
+    Ok(())
+}
+
+/// Baseline-training flags of `train` that also apply to text.
+pub struct TrainOverrides {
+    pub particles: Option<usize>,
+    pub iterations: Option<usize>,
+    pub learning_rate: Option<f64>,
+}
+
+/// Runs `sample --model`: draws texts with one method and prints a summary;
+/// `--out` gets one JSON line per text with its reward.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_text_command(
+    text: &TextModelArgs,
+    method: lcb_bench::MethodName,
+    alpha: f64,
+    samples: usize,
+    seed: u64,
+    n: usize,
+    max_proposals: u64,
+    baseline_dir: Option<&std::path::Path>,
+    rollouts: Option<usize>,
+    out: Option<&std::path::Path>,
+    report: Option<&std::path::Path>,
+) -> CliResult {
+    use lcb_bench::MethodName;
+    let method = match method {
+        MethodName::Rs => TextMethod::Rs,
+        MethodName::Lcb => TextMethod::Lcb,
+        MethodName::Bon => TextMethod::Bon,
+        MethodName::LcbBon => TextMethod::LcbBon,
+        other => {
+            return Err(format!(
+                "method {} is not available for the text model: use rs, lcb, bon or lcb-bon",
+                other.as_str()
+            )
+            .into());
+        }
+    };
+    let model = text.load_model(Backend::Flex)?;
+    let code = token_code(&model);
+    let kernel_config = text.kernel_config();
+    let kernel = StepKernel::new(model.clone(), &kernel_config)?;
+    let (reward, description) = text.reward(&model, code.len)?;
+    let model_id = text_model_id(&model, &kernel_config, &description)?;
+    let steps = kernel_config.steps.unwrap_or(8);
+    let end = lcb_core::RolloutValue::new(&kernel, &reward, alpha, 1, 0)?;
+    let upper = lcb_core::Reward::upper_bound(&reward).map(|r| r / alpha);
+
+    let loaded = match baseline_dir {
+        Some(dir) => {
+            let expected = lcb_learn::CheckpointExpectations {
+                model_id: model_id.clone(),
+                alpha,
+                width: code.width(),
+                steps,
+            };
+            let baseline = lcb_learn::TrainedBaseline::load(dir, &expected)?;
+            let value = lcb_learn::TrainedValue::load(dir, &model_id, alpha, code.width(), steps)?;
+            Some((baseline, value))
+        }
+        None => None,
+    };
+    let rollout = match rollouts {
+        Some(m) => Some(lcb_core::RolloutValue::new(&kernel, &reward, alpha, m, seed ^ 0x5eed)?),
+        None => None,
+    };
+    let network_value = loaded.as_ref().map(|(_, value)| TokenValue {
+        network: &value.network,
+        code,
+        terminal: &end,
+        upper,
+    });
+    let value: Option<&dyn lcb_core::Value<Elem = u32>> = match (&rollout, &network_value) {
+        (Some(rollout), _) => Some(rollout),
+        (None, Some(network)) => Some(network),
+        (None, None) => None,
+    };
+    if value.is_none() && matches!(method, TextMethod::Rs | TextMethod::Lcb | TextMethod::LcbBon) {
+        return Err(format!(
+            "method {} needs soft values: pass --baseline DIR from `lcb-cli train --model` (its value network) \
+             or --rollouts M for Monte Carlo values",
+            method.name()
+        )
+        .into());
+    }
+    let token_baseline = loaded.as_ref().map(|(baseline, _)| TokenBaseline {
+        network: &baseline.network,
+        code,
+    });
+    let components = TextComponents {
+        kernel: &kernel,
+        reward: &reward,
+        alpha,
+        value,
+        baseline: match (&token_baseline, &loaded) {
+            (Some(b), Some((trained, _))) => Some((b as &dyn lcb_core::Baseline<Elem = u32>, trained.tau.as_slice())),
+            _ => None,
+        },
+        n,
+    };
+    let bar = crate::progress::StepBar::new(method.name());
+    let limits = lcb_core::Limits {
+        max_proposals_per_prefix: max_proposals,
+        ..lcb_core::Limits::default()
+    };
+    let output = run_text(&components, method, samples, seed, limits, &bar)?;
+    bar.finish();
+    let texts = reward.decode_rows(&output.states);
+    if let Some(path) = out {
+        let mut lines = String::new();
+        for (text, r) in texts.iter().zip(&output.rewards) {
+            lines.push_str(&serde_json::json!({ "text": text, "reward": r }).to_string());
+            lines.push('\n');
+        }
+        lcb_bench::output::write_atomic(path, lines.as_bytes())?;
+    }
+    let mut record = output.record.clone();
+    record.alpha = alpha;
+    if let Some(path) = report {
+        lcb_bench::output::write_record(path, &record)?;
+    }
+    for text in texts.iter().take(5) {
+        println!("{text}");
+    }
+    print!("{}", lcb_bench::table::markdown(std::slice::from_ref(&record)));
+    Ok(())
+}
+
+/// Runs `bench text`: the language comparison on a text model with the built-in reward.
+pub fn bench_text_command(
+    text: &TextModelArgs,
+    alphas: &[f64],
+    samples: Option<usize>,
+    seed: u64,
+    backend: Backend,
+    out: &std::path::Path,
+) -> CliResult {
+    let model = text.load_model(Backend::Flex)?;
+    let mut config = TextBenchConfig {
+        seed,
+        backend,
+        ..TextBenchConfig::default()
+    };
+    if !alphas.is_empty() {
+        config.alphas = alphas.to_vec();
+        if !alphas.contains(&config.trajectory_alpha) {
+            config.trajectory_alpha = alphas[alphas.len() - 1];
+        }
+    }
+    if let Some(samples) = samples {
+        config.samples = samples;
+    }
+    if let Some(steps) = text.steps {
+        config.steps = steps;
+    }
+    let started = std::time::Instant::now();
+    let report = run_text_bench(model, &config, &|message| {
+        eprintln!("[{:>6.1} s] {message}", started.elapsed().as_secs_f64());
+    })?;
+    std::fs::create_dir_all(out).map_err(|err| format!("cannot create {}: {err}", out.display()))?;
+    let figures = draw_text_figures(out, &report)?;
+    let table = text_table(&report);
+    lcb_bench::output::write_atomic(&out.join("text_summary.md"), table.as_bytes())?;
+    lcb_bench::output::write_atomic(&out.join("text_report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("reward: {}", report.reward);
+    print!("{table}");
+    for (alpha, heldout, constant) in &report.value_fit {
+        println!(
+            "value network at alpha {alpha}: held-out loss {heldout:.4} against {:.4} for the constant fit",
+            constant.unwrap_or(f64::NAN)
+        );
+    }
+    for figure in figures {
+        println!("wrote {}", figure.display());
+    }
+    println!("wrote {} and {}", out.join("text_summary.md").display(), out.join("text_report.json").display());
     Ok(())
 }

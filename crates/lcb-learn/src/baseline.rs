@@ -10,7 +10,7 @@ use lcb_core::{Baseline, ComponentResult};
 
 use crate::backend::Backend;
 use crate::error::LearnError;
-use crate::network::{Mlp, NetworkConfig, Normalization, features_tensor};
+use crate::network::{Network, NetworkConfig, Normalization, features_tensor};
 
 /// A baseline network `b_theta(y, t)` evaluated on a CPU backend, in log
 /// units, for transitions `t = 1..=T` and states of a fixed width.
@@ -24,14 +24,14 @@ pub struct NetworkBaseline {
     device: Device,
     // burn modules are `Send` but not `Sync`; the lock lets rayon workers of
     // the rejection loop share one network.
-    mlp: Mutex<Mlp>,
+    mlp: Mutex<Network>,
 }
 
 impl NetworkBaseline {
     /// Copies `mlp` (on any device, with or without autodiff) onto the CPU
     /// backend `backend` through its parameter record.
-    pub(crate) fn from_mlp(
-        mlp: &Mlp,
+    pub(crate) fn from_network(
+        mlp: &Network,
         config: &NetworkConfig,
         normalization: &Normalization,
         steps: usize,
@@ -40,7 +40,7 @@ impl NetworkBaseline {
         let record = mlp.valid().into_record();
         let device = backend.device()?;
         let width = normalization.state_mean.len();
-        let target = Mlp::init(config, config.feature_count(width), 0, &device);
+        let target = Network::init(config, width, 0, &device);
         let mlp = target.try_load_record(record).map_err(|err| LearnError::TensorRead {
             what: "network weights",
             backend: backend.name(),
@@ -70,7 +70,7 @@ impl NetworkBaseline {
     ) -> Result<Self, LearnError> {
         let device = backend.device()?;
         let width = normalization.state_mean.len();
-        let target = Mlp::init(config, config.feature_count(width), 0, &device);
+        let target = Network::init(config, width, 0, &device);
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|err| LearnError::TensorRead {
             what: "burnpack record",
             backend: backend.name(),
@@ -125,7 +125,7 @@ impl NetworkBaseline {
         self.backend
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Mlp> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Network> {
         // A panic inside burn while the lock was held leaves the weights
         // untouched (forward passes do not mutate them), so a poisoned lock
         // is still safe to use.
@@ -170,7 +170,8 @@ impl NetworkBaseline {
         })?;
 
         let scale = self.normalization.value_scale;
-        let values: Vec<f64> = raw.iter().map(|&r| scale * r as f64).collect();
+        let offset = self.normalization.value_offset;
+        let values: Vec<f64> = raw.iter().map(|&r| offset + scale * r as f64).collect();
         if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(LearnError::NonFiniteBaseline { step: t, index, value });
         }

@@ -317,7 +317,7 @@ fn check_expectations(
     Ok(())
 }
 
-fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>, CheckpointError> {
+pub(crate) fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>, CheckpointError> {
     std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             CheckpointError::NotFound {
@@ -334,7 +334,7 @@ fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>, CheckpointErr
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::files::write_atomic`]).
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     crate::files::write_atomic(dir, path, bytes).map_err(|err| CheckpointError::Io {
         action: err.action,
         path: path.to_path_buf(),

@@ -28,13 +28,15 @@ mod pilot;
 pub mod tokens;
 pub mod train;
 pub mod trained;
+pub mod value;
 
 pub use backend::Backend;
 pub use baseline::NetworkBaseline;
 pub use checkpoint::{CheckpointExpectations, CheckpointInfo, Manifest, read_manifest};
 pub use config::{LambdaConfig, TrainConfig};
 pub use error::{CheckpointError, LearnError};
-pub use network::{NetworkConfig, Normalization};
+pub use network::{NetworkConfig, Normalization, TokenInput};
 pub use train::train;
 pub use trained::{CalibrationLog, StepLog, TrainedBaseline, TrainingHistory};
-pub use tokens::{OneHot, OneHotKernel, OneHotValue, TokenBaseline};
+pub use tokens::{OneHot, OneHotKernel, OneHotValue, TokenBaseline, TokenValue};
+pub use value::{NetworkValue, TrainedValue, ValueConfig, ValueHistory, fit_value};

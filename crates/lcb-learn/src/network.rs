@@ -6,9 +6,19 @@
 //! b_theta(y, t)  = value_scale * MLP(features(y, t))
 //! ```
 //!
-//! The normalisation (`mean`, `scale`, `value_scale`) is fixed before
-//! training from a pilot run of the base model, so one network serves every
-//! transition whatever the units of the states and values.
+//! The normalisation (`mean`, `scale`, `value_scale`, `value_offset`) is
+//! fixed before training from a pilot run of the base model, so one network
+//! serves every transition whatever the units of the states and values.
+//!
+//! Over token sequences ([`TokenInput`]), the state is the one-hot row of
+//! `len` tokens over `classes` ids, and the MLP reads pooled embeddings in
+//! place of the raw row:
+//!
+//! ```text
+//! h_i     = E[y_i] + P_i                              (token and position embeddings, width d)
+//! pooled  = mean_i SiLU(W [h_i, h_{i+1}] + c)          (adjacent pairs, i = 1..len-1)
+//! b(y, t) = value_scale * MLP([pooled, time features]) + value_offset
+//! ```
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -28,6 +38,9 @@ pub struct NetworkConfig {
     pub hidden: Vec<usize>,
     /// Number `K` of sine/cosine pairs in the time features.
     pub time_frequencies: usize,
+    /// Pooled token embeddings for states that are one-hot token rows;
+    /// `None` reads the state row directly.
+    pub tokens: Option<TokenInput>,
 }
 
 impl Default for NetworkConfig {
@@ -35,8 +48,20 @@ impl Default for NetworkConfig {
         Self {
             hidden: vec![64, 64],
             time_frequencies: 3,
+            tokens: None,
         }
     }
+}
+
+/// The token view of the state: one-hot rows of `len` tokens over `classes`
+/// ids, pooled through embeddings of width `embedding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    /// Number of token ids, the mask id included.
+    pub classes: usize,
+    /// Width `d` of the token, position and pair embeddings.
+    pub embedding: usize,
 }
 
 impl NetworkConfig {
@@ -48,12 +73,49 @@ impl NetworkConfig {
                 expected: "hidden layer widths >= 1, such as [64, 64]",
             });
         }
+        if let Some(tokens) = &self.tokens {
+            if tokens.classes < 2 || tokens.embedding == 0 {
+                return Err(LearnError::InvalidConfig {
+                    name: "network.tokens",
+                    value: format!("{} classes, embedding {}", tokens.classes, tokens.embedding),
+                    expected: "at least 2 classes (the mask id included) and an embedding width >= 1, such as 32",
+                });
+            }
+        }
         Ok(())
     }
 
-    /// Number of input features for states of width `width`.
+    /// Checks that states of width `width` are whole one-hot token rows
+    /// when the network reads tokens.
+    pub fn check_width(&self, width: usize) -> Result<(), LearnError> {
+        if let Some(tokens) = &self.tokens {
+            if width == 0 || !width.is_multiple_of(tokens.classes) {
+                return Err(LearnError::InvalidConfig {
+                    name: "network.tokens.classes",
+                    value: format!("{} for states of width {width}", tokens.classes),
+                    expected: "the vocabulary size of the one-hot code, mask id included, dividing the state width",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of input features for states of width `width`: the state row
+    /// then the time features.
     pub fn feature_count(&self, width: usize) -> usize {
-        width + 1 + 2 * self.time_frequencies
+        width + self.time_feature_count()
+    }
+
+    fn time_feature_count(&self) -> usize {
+        1 + 2 * self.time_frequencies
+    }
+
+    /// Number of inputs of the MLP for states of width `width`.
+    fn mlp_inputs(&self, width: usize) -> usize {
+        match &self.tokens {
+            Some(tokens) => tokens.embedding + self.time_feature_count(),
+            None => self.feature_count(width),
+        }
     }
 }
 
@@ -68,6 +130,10 @@ pub struct Normalization {
     pub state_scale: Vec<f64>,
     /// Scale of `b` in log units, finite and > 0.
     pub value_scale: f64,
+    /// Constant added to `b` in log units (0 for baselines, whose envelope
+    /// absorbs constants into `tau_t`).
+    #[serde(default)]
+    pub value_offset: f64,
 }
 
 impl Normalization {
@@ -77,6 +143,7 @@ impl Normalization {
             state_mean: vec![0.0; width],
             state_scale: vec![1.0; width],
             value_scale: 1.0,
+            value_offset: 0.0,
         }
     }
 
@@ -98,6 +165,9 @@ impl Normalization {
         }
         if !(self.value_scale.is_finite() && self.value_scale > 0.0) {
             return Err(format!("value scale {} is not finite and positive", self.value_scale));
+        }
+        if !self.value_offset.is_finite() {
+            return Err(format!("value offset {} is not finite", self.value_offset));
         }
         Ok(())
     }
@@ -153,7 +223,100 @@ pub(crate) fn features_tensor(
     Tensor::from_data(TensorData::new(features, [n, config.feature_count(width)]), device)
 }
 
-/// The MLP inside `b_theta`; its output is in units of `value_scale`.
+/// The network inside `b_theta`: optional pooled token embeddings, then
+/// the MLP. Its output is in units of `value_scale`.
+#[derive(Module, Debug)]
+pub(crate) struct Network {
+    tokens: Option<PooledEmbedding>,
+    mlp: Mlp,
+}
+
+impl Network {
+    /// Builds the network for states of width `width` on `device`, with
+    /// weights drawn from `seed` alone, so every backend starts from the
+    /// same numbers.
+    pub(crate) fn init(config: &NetworkConfig, width: usize, seed: u64, device: &Device) -> Self {
+        let tokens = config
+            .tokens
+            .map(|tokens| PooledEmbedding::init(tokens, width / tokens.classes, seed, device));
+        let mlp = Mlp::init(config, config.mlp_inputs(width), seed, device);
+        Self { tokens, mlp }
+    }
+
+    /// Computes the raw output, before `value_scale` and `value_offset`.
+    ///
+    /// # Shapes
+    /// `features: [n, features]`, output `[n]`.
+    pub(crate) fn forward(&self, features: Tensor<2>) -> Tensor<1> {
+        match &self.tokens {
+            Some(tokens) => {
+                let [n, count] = features.dims();
+                let state_width = tokens.len * tokens.classes;
+                let state = features.clone().narrow(1, 0, state_width);
+                let time = features.narrow(1, state_width, count - state_width);
+                let pooled = tokens.forward(state, n);
+                self.mlp.forward(Tensor::cat(vec![pooled, time], 1))
+            }
+            None => self.mlp.forward(features),
+        }
+    }
+}
+
+/// Token and position embeddings pooled over adjacent pairs.
+#[derive(Module, Debug)]
+pub(crate) struct PooledEmbedding {
+    /// `[classes, d]`
+    token: Param<Tensor<2>>,
+    /// `[len, d]`
+    position: Param<Tensor<2>>,
+    /// `[2d] -> [d]`, applied to each adjacent pair `[h_i, h_{i+1}]`.
+    pair: Linear,
+    len: usize,
+    classes: usize,
+}
+
+impl PooledEmbedding {
+    fn init(input: TokenInput, len: usize, seed: u64, device: &Device) -> Self {
+        let d = input.embedding;
+        let draw = |stream: u64, count: usize, bound: f64| -> Vec<f32> {
+            let mut stream = Stream::at(seed, 1_000 + stream, 0, 0, Lane::Kernel);
+            (0..count)
+                .map(|_| (bound * (2.0 * stream.uniform_open() - 1.0)) as f32)
+                .collect()
+        };
+        let token = Param::from_data(TensorData::new(draw(0, input.classes * d, 1.0), [input.classes, d]), device);
+        let position = Param::from_data(TensorData::new(draw(1, len * d, 1.0), [len, d]), device);
+        let bound = 1.0 / ((2 * d) as f64).sqrt();
+        let pair = linear_from(draw(2, 2 * d * d, bound), draw(3, d, bound), 2 * d, d, device);
+        Self {
+            token,
+            position,
+            pair,
+            len,
+            classes: input.classes,
+        }
+    }
+
+    /// # Shapes
+    /// `one_hot: [n, len * classes]`, output `[n, d]`.
+    fn forward(&self, one_hot: Tensor<2>, n: usize) -> Tensor<2> {
+        let [_, d] = self.token.dims();
+        let len = self.len;
+        let rows = one_hot.reshape([n * len, self.classes]);
+        let embedded = rows.matmul(self.token.val()).reshape([n, len, d]);
+        let h = embedded + self.position.val().unsqueeze::<3>();
+        let pairs = if len >= 2 {
+            let left = h.clone().narrow(1, 0, len - 1);
+            let right = h.narrow(1, 1, len - 1);
+            Tensor::cat(vec![left, right], 2)
+        } else {
+            Tensor::cat(vec![h.clone(), h], 2)
+        };
+        silu(self.pair.forward(pairs)).mean_dim(1).reshape([n, d])
+    }
+}
+
+/// The MLP of the network.
 #[derive(Module, Debug)]
 pub(crate) struct Mlp {
     hidden: Vec<Linear>,
@@ -161,13 +324,12 @@ pub(crate) struct Mlp {
 }
 
 impl Mlp {
-    /// Builds the network on `device` with weights drawn from `seed` alone,
-    /// so every backend starts from the same numbers.
+    /// Builds the MLP on `device` with weights drawn from `seed` alone.
     ///
     /// Hidden layers draw weights and biases from `U(-k, k)` with
     /// `k = 1 / sqrt(fan_in)`. The output layer starts at zero, so the
     /// untrained baseline is the constant 0 and its envelope is `tau_t` alone.
-    pub(crate) fn init(config: &NetworkConfig, inputs: usize, seed: u64, device: &Device) -> Self {
+    fn init(config: &NetworkConfig, inputs: usize, seed: u64, device: &Device) -> Self {
         let mut fan_in = inputs;
         let mut hidden = Vec::with_capacity(config.hidden.len());
         for (layer, &width) in config.hidden.iter().enumerate() {
@@ -187,11 +349,9 @@ impl Mlp {
         Self { hidden, output }
     }
 
-    /// Computes the raw output, before `value_scale`.
-    ///
     /// # Shapes
-    /// `features: [n, features]`, output `[n]`.
-    pub(crate) fn forward(&self, features: Tensor<2>) -> Tensor<1> {
+    /// `features: [n, inputs]`, output `[n]`.
+    fn forward(&self, features: Tensor<2>) -> Tensor<1> {
         let mut x = features;
         for layer in &self.hidden {
             x = silu(layer.forward(x));
@@ -217,11 +377,13 @@ mod tests {
         let config = NetworkConfig {
             hidden: vec![],
             time_frequencies: 1,
+            tokens: None,
         };
         let normalization = Normalization {
             state_mean: vec![1.0, -2.0],
             state_scale: vec![2.0, 4.0],
             value_scale: 1.0,
+            value_offset: 0.0,
         };
         let mut out = Vec::new();
         write_features(&config, &normalization, 5, 10, &[3.0, 2.0, 1.0, -2.0], &mut out);
@@ -238,6 +400,7 @@ mod tests {
         let config = NetworkConfig {
             hidden: vec![8, 0],
             time_frequencies: 2,
+            tokens: None,
         };
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("layer 1"), "{err}");

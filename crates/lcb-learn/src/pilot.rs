@@ -81,6 +81,7 @@ pub(crate) fn pilot_normalization(
         state_mean,
         state_scale,
         value_scale,
+        value_offset: 0.0,
     })
 }
 

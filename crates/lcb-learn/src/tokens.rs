@@ -140,6 +140,31 @@ impl Baseline for TokenBaseline<'_> {
     }
 }
 
+/// A value network trained on one-hot rows, evaluated on token states:
+/// `v_phi` for `t >= 1`, the exact `terminal` value at `t = 0`, capped
+/// above by `upper` (such as `r_max / alpha`).
+pub struct TokenValue<'a> {
+    pub network: &'a NetworkBaseline,
+    pub code: OneHot,
+    pub terminal: &'a dyn Value<Elem = u32>,
+    pub upper: Option<f64>,
+}
+
+impl Value for TokenValue<'_> {
+    type Elem = u32;
+
+    fn log_values(&self, t: usize, states: &[u32], out: &mut [f64]) -> ComponentResult {
+        if t == 0 {
+            return self.terminal.log_values(0, states, out);
+        }
+        let values = self.network.evaluate(t, &self.code.encode(states)?)?;
+        for (o, v) in out.iter_mut().zip(values) {
+            *o = self.upper.map_or(v, |upper| v.min(upper));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

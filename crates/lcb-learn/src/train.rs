@@ -26,7 +26,7 @@ use crate::baseline::NetworkBaseline;
 use crate::calibrate::{CalibrationBatch, advance_particles, proposal_values};
 use crate::config::{LambdaConfig, TrainConfig};
 use crate::error::LearnError;
-use crate::network::{Mlp, Normalization, features_tensor};
+use crate::network::{Network, Normalization, features_tensor};
 use crate::objective::chernoff_objective;
 use crate::pilot::pilot_normalization;
 use crate::trained::{CalibrationLog, StepLog, TrainedBaseline, TrainingHistory};
@@ -106,7 +106,16 @@ pub fn train(
         .take(width * config.particles)
         .collect();
 
-    let normalization = pilot_normalization(kernel, value, &root, &particles, seeds.pilot, &limits)?;
+    config.network.check_width(width)?;
+    let mut normalization = pilot_normalization(kernel, value, &root, &particles, seeds.pilot, &limits)?;
+    if config.network.tokens.is_some() {
+        // Token embeddings read the one-hot row as it is.
+        let value_scale = normalization.value_scale;
+        normalization = Normalization {
+            value_scale,
+            ..Normalization::identity(width)
+        };
+    }
     let mut trainer = Trainer::new(config, normalization, width, steps, seeds.init)?;
     let inference = config.backend.inference_backend();
 
@@ -285,7 +294,7 @@ struct FinishedStep {
 
 /// The network and its optimiser on the training device.
 struct Trainer {
-    mlp: Mlp,
+    mlp: Network,
     optimizer: ModuleOptimizer,
     lambda: LambdaState,
     normalization: Normalization,
@@ -305,7 +314,7 @@ impl Trainer {
         seed: u64,
     ) -> Result<Self, LearnError> {
         let device = config.backend.device()?.autodiff();
-        let mlp = Mlp::init(&config.network, config.network.feature_count(width), seed, &device);
+        let mlp = Network::init(&config.network, width, seed, &device);
         let lambda = match config.lambda {
             LambdaConfig::Fixed { value } => LambdaState::Fixed(value),
             LambdaConfig::Learned {
@@ -338,7 +347,7 @@ impl Trainer {
     }
 
     fn snapshot(&self, backend: crate::backend::Backend) -> Result<NetworkBaseline, LearnError> {
-        NetworkBaseline::from_mlp(
+        NetworkBaseline::from_network(
             &self.mlp,
             &self.config.network,
             &self.normalization,

@@ -27,6 +27,7 @@ fn train_on(backend: Backend) -> Result<TrainedBaseline, LearnError> {
         network: NetworkConfig {
             hidden: vec![16, 16],
             time_frequencies: 2,
+            tokens: None,
         },
         seed: 4,
         backend,

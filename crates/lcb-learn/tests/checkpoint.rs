@@ -39,6 +39,7 @@ fn trained() -> &'static TrainedBaseline {
             network: NetworkConfig {
                 hidden: vec![16, 8],
                 time_frequencies: 2,
+                tokens: None,
             },
             seed: 9,
             backend: Backend::Flex,

@@ -117,6 +117,7 @@ fn trained_baseline_lowers_objective_and_proposals() {
         network: NetworkConfig {
             hidden: vec![32, 32],
             time_frequencies: 3,
+            tokens: None,
         },
         seed: 11,
         ..TrainConfig::default()
@@ -245,6 +246,7 @@ fn final_pass_recalibrates_tau() {
         network: NetworkConfig {
             hidden: vec![32, 32],
             time_frequencies: 3,
+            tokens: None,
         },
         seed: 2,
         ..TrainConfig::default()
@@ -371,6 +373,7 @@ fn small_problem() -> (RandomWalk, LinearValue, TrainConfig) {
         network: NetworkConfig {
             hidden: vec![8],
             time_frequencies: 1,
+            tokens: None,
         },
         seed: 21,
         ..TrainConfig::default()

@@ -286,3 +286,84 @@ fn non_finite_logits_are_an_error() {
     let err = kernel.propose(4, &parent, &[0], &mut rngs, &mut child).unwrap_err();
     assert!(err.to_string().contains("NaN or infinite logits"), "{err}");
 }
+
+#[test]
+fn repeated_proposals_reuse_cached_logits() {
+    let denoiser = HashDenoiser::default();
+    let kernel = StepKernel::new(&denoiser, &StepKernelConfig::default()).unwrap();
+    let mut parents = vec![MASK; 3 * LEN];
+    parents[0] = 1;
+    parents[LEN + 1] = 2;
+    let parent_of = [0, 1, 2, 0, 1, 2];
+    let mut out = vec![0u32; parent_of.len() * LEN];
+    let mut first = vec![0u32; out.len()];
+    for round in 0..3 {
+        let mut rngs: Vec<Stream> = (0..parent_of.len())
+            .map(|i| Stream::at(5, i as u64, 0, 0, Lane::Kernel))
+            .collect();
+        kernel.propose(LEN - 1, &parents, &parent_of, &mut rngs, &mut out).unwrap();
+        if round == 0 {
+            first.copy_from_slice(&out);
+        }
+        // The same streams give the same children from cached logits.
+        assert_eq!(out, first, "round {round}");
+    }
+    assert_eq!(denoiser.rows_scored.load(Ordering::Relaxed), 3, "each distinct parent is scored once");
+}
+
+#[test]
+fn model_logits_of_a_row_do_not_depend_on_its_batch() {
+    // The kernel's logits cache assumes that a row's logits are the same
+    // bits whatever rows share its forward pass.
+    let tokenizer = CharTokenizer::from_texts(["abc de"]).unwrap();
+    let config = DenoiserConfig {
+        vocab_size: tokenizer.vocab_size(),
+        shape: ModelShape {
+            seq_len: 8,
+            d_model: 32,
+            heads: 2,
+            layers: 2,
+            mlp_hidden: 64,
+            ..ModelShape::default()
+        },
+    };
+    let mask = tokenizer.mask_id();
+    let mut rows = Vec::new();
+    for i in 0..64u32 {
+        rows.extend((0..8u32).map(|k| if (i + k) % 3 == 0 { mask } else { (i * 7 + k) % mask }));
+    }
+    let per_row = 8 * tokenizer.vocab_size();
+    for backend in [Backend::Ndarray, Backend::Flex] {
+        let device = backend.device().unwrap();
+        let network = Transformer::init(&config, 4, &device);
+        let model = TextModel::from_network(tokenizer.clone(), config.clone(), &network, backend).unwrap();
+        let mut batched = vec![0f32; 64 * per_row];
+        model.logits(&rows, &mut batched).unwrap();
+        for r in [0usize, 17, 63] {
+            let mut alone = vec![0f32; per_row];
+            model.logits(&rows[r * 8..(r + 1) * 8], &mut alone).unwrap();
+            let same = alone
+                .iter()
+                .zip(&batched[r * per_row..(r + 1) * per_row])
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{backend}: row {r} differs alone and in a batch of 64");
+        }
+    }
+
+    // The same for the embedded model, whose matrices are larger.
+    let model = TextModel::embedded(Backend::Flex).unwrap();
+    let (len, vocab) = (model.seq_len(), model.vocab_size());
+    let mask = model.mask_id();
+    let rows: Vec<u32> = (0..16 * len as u32)
+        .map(|i| if i % 5 < 2 { mask } else { (i * 13) % mask })
+        .collect();
+    let mut batched = vec![0f32; 16 * len * vocab];
+    model.logits(&rows, &mut batched).unwrap();
+    let mut alone = vec![0f32; len * vocab];
+    model.logits(&rows[5 * len..6 * len], &mut alone).unwrap();
+    let same = alone
+        .iter()
+        .zip(&batched[5 * len * vocab..6 * len * vocab])
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same, "embedded model: a row's logits differ alone and in a batch of 16");
+}

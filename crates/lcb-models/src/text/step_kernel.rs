@@ -84,12 +84,40 @@ impl Default for StepKernelConfig {
 
 /// The reverse kernel of a masked-diffusion denoiser, LLaDA style. The root
 /// `x_T` is all masks and the chain runs `N` transitions.
+///
+/// The logits of recent parents are kept (up to [`LOGITS_CACHE_ROWS`]
+/// rows), so the rounds of envelope rejection and the iterations of
+/// baseline training, which propose again from the same parents, run the
+/// denoiser once per parent.
 #[derive(Debug, Clone)]
 pub struct StepKernel<D> {
     denoiser: D,
     schedule: RevealSchedule,
     remasking: Remasking,
     temperature: f64,
+    cache: LogitsCache,
+}
+
+/// Most parent rows whose logits a [`StepKernel`] keeps; the cache is
+/// emptied when a call would exceed it.
+pub const LOGITS_CACHE_ROWS: usize = 2048;
+
+/// Logits by parent row, shared by the threads that call the kernel.
+#[derive(Default)]
+struct LogitsCache {
+    rows: std::sync::Mutex<HashMap<Vec<u32>, std::sync::Arc<[f32]>>>,
+}
+
+impl Clone for LogitsCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for LogitsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogitsCache").finish_non_exhaustive()
+    }
 }
 
 impl<D: Denoiser> StepKernel<D> {
@@ -115,6 +143,7 @@ impl<D: Denoiser> StepKernel<D> {
             schedule,
             remasking: config.remasking,
             temperature: config.temperature,
+            cache: LogitsCache::default(),
         })
     }
 
@@ -223,6 +252,47 @@ impl PositionTable {
     }
 }
 
+impl<D: Denoiser> StepKernel<D> {
+    /// Returns the logits of `rows` parent rows (`[rows, len, vocab]`),
+    /// running the denoiser only on rows not in the cache. The logits of a
+    /// row do not depend on the step, so the cache is keyed by the row alone.
+    fn cached_logits(&self, batch: &[u32], rows: usize, per_row: usize) -> Result<Vec<f32>, lcb_core::ComponentError> {
+        let len = self.schedule.seq_len();
+        let mut logits = vec![0f32; rows * per_row];
+        let mut missing = Vec::new();
+        {
+            let cache = self.cache.rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (r, row) in batch.chunks_exact(len).enumerate() {
+                match cache.get(row) {
+                    Some(cached) => logits[r * per_row..(r + 1) * per_row].copy_from_slice(cached),
+                    None => missing.push(r),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(logits);
+        }
+        let inputs: Vec<u32> = missing
+            .iter()
+            .flat_map(|&r| batch[r * len..(r + 1) * len].iter().copied())
+            .collect();
+        let mut computed = vec![0f32; missing.len() * per_row];
+        self.denoiser.logits(&inputs, &mut computed)?;
+        let mut cache = self.cache.rows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() + missing.len() > LOGITS_CACHE_ROWS {
+            cache.clear();
+        }
+        for (k, &r) in missing.iter().enumerate() {
+            let values = &computed[k * per_row..(k + 1) * per_row];
+            logits[r * per_row..(r + 1) * per_row].copy_from_slice(values);
+            if missing.len() <= LOGITS_CACHE_ROWS {
+                cache.insert(batch[r * len..(r + 1) * len].to_vec(), values.into());
+            }
+        }
+        Ok(logits)
+    }
+}
+
 impl<D: Denoiser> Kernel for StepKernel<D> {
     type Elem = u32;
 
@@ -261,10 +331,7 @@ impl<D: Denoiser> Kernel for StepKernel<D> {
             }
         }
         let rows = slot_of.len();
-        let mut logits = vec![0f32; rows * len * vocab];
-        if rows > 0 {
-            self.denoiser.logits(&batch, &mut logits)?;
-        }
+        let logits = self.cached_logits(&batch, rows, len * vocab)?;
         let tables: Vec<Vec<PositionTable>> = (0..rows)
             .map(|s| {
                 let parent = &batch[s * len..(s + 1) * len];
