@@ -38,8 +38,8 @@ pub fn default_reward(model: &TextModel, width: usize) -> Result<TextReward, Ben
     Ok(TextReward::new(model.tokenizer().clone(), width, Box::new(scorer)))
 }
 
-/// The one-hot code of a model's token rows: `seq_len` tokens over the
-/// vocabulary and the mask id.
+/// Returns the one-hot code of a model's token rows: `seq_len` tokens over
+/// the vocabulary and the mask id.
 pub fn token_code(model: &TextModel) -> OneHot {
     OneHot {
         len: model.config().shape.seq_len,
@@ -47,15 +47,15 @@ pub fn token_code(model: &TextModel) -> OneHot {
     }
 }
 
-/// Identifier of a model, kernel and reward for checkpoints: a hash of the
-/// model's weights, the kernel settings and the reward's description.
+/// Identifier of a model, kernel and reward for checkpoints, readable so
+/// that a mismatch shows which part differs: a hash of the model's weights,
+/// the kernel settings and the reward's description.
 pub fn text_model_id(model: &TextModel, kernel: &StepKernelConfig, reward: &str) -> Result<String, BenchError> {
     let weights = model.to_burnpack()?;
     let settings = serde_json::to_string(kernel).unwrap_or_default();
     Ok(format!(
-        "text-{}-{}",
-        lcb_learn::files::fnv1a64_hex(&weights),
-        lcb_learn::files::fnv1a64_hex(format!("{settings}|{reward}").as_bytes())
+        "text model {}; kernel {settings}; reward {reward}",
+        lcb_learn::files::fnv1a64_hex(&weights)
     ))
 }
 
@@ -73,6 +73,8 @@ impl TextLearnConfig {
         let tokens = Some(TokenInput {
             classes: code.classes,
             embedding: 32,
+            // Five characters cover a word of the built-in reward with a space on each side.
+            window: 5,
         });
         let network = NetworkConfig {
             hidden: vec![64, 64],
@@ -82,7 +84,7 @@ impl TextLearnConfig {
         Self {
             value: ValueConfig {
                 network: network.clone(),
-                trajectories: 384,
+                trajectories: 1024,
                 epochs: 30,
                 batch: 256,
                 seed,
@@ -119,7 +121,7 @@ pub struct TextLearned {
     pub baseline: TrainedBaseline,
 }
 
-/// The terminal value `r / alpha` alone (a rollout with no step left).
+/// Builds the terminal value `r / alpha` alone (a rollout with no step left).
 fn terminal<'a>(
     kernel: &'a dyn Kernel<Elem = u32>,
     reward: &'a dyn Reward<Elem = u32>,
@@ -393,10 +395,40 @@ pub struct TextBenchReport {
     pub model_id: String,
     pub reward: String,
     pub runs: Vec<TextRun>,
+    /// Rewards of base-model samples on the same seed: the untilted reference.
+    pub base_rewards: Vec<f64>,
+    /// The exact aligned target's reward mean per temperature, estimated
+    /// from the base samples with self-normalised weights `exp(r / alpha)`.
+    pub targets: Vec<TargetEstimate>,
     pub trajectories: Vec<TextTrajectory>,
     /// Value-network held-out loss against the constant fit, per temperature.
     pub value_fit: Vec<(f64, f64, Option<f64>)>,
     pub wall_seconds: f64,
+}
+
+/// The aligned target's reward mean at one temperature, from weighted base samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetEstimate {
+    pub alpha: f64,
+    pub reward_mean: f64,
+    /// Kish's effective sample size of the weights.
+    pub effective_samples: f64,
+}
+
+impl TargetEstimate {
+    /// Weights base rewards by `exp(r / alpha)`, which makes them samples
+    /// of the aligned target's reward law.
+    pub fn from_base(rewards: &[f64], alpha: f64) -> Self {
+        let max = rewards.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = rewards.iter().map(|r| ((r - max) / alpha).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let squares: f64 = weights.iter().map(|w| w * w).sum();
+        Self {
+            alpha,
+            reward_mean: weights.iter().zip(rewards).map(|(w, r)| w * r).sum::<f64>() / total,
+            effective_samples: total * total / squares,
+        }
+    }
 }
 
 /// Describes the built-in reward, for reports.
@@ -430,6 +462,23 @@ pub fn run_text_bench(
     if !alphas.contains(&config.trajectory_alpha) {
         alphas.push(config.trajectory_alpha);
     }
+    report_progress("sampling the base model");
+    let base_components = TextComponents {
+        kernel: &kernel,
+        reward: &reward,
+        alpha: 1.0,
+        value: None,
+        baseline: None,
+        n: 1,
+    };
+    let base = run_text(&base_components, TextMethod::Bon, config.samples, config.seed, Limits::default(), &NoProgress)?;
+    let base_rewards = base.rewards;
+    let targets = config
+        .alphas
+        .iter()
+        .map(|&alpha| TargetEstimate::from_base(&base_rewards, alpha))
+        .collect();
+
     let mut runs = Vec::new();
     let mut trajectories = Vec::new();
     let mut value_fit = Vec::new();
@@ -440,7 +489,7 @@ pub fn run_text_bench(
         let history = &learned.value.history;
         value_fit.push((
             alpha,
-            history.heldout_loss.last().copied().unwrap_or(f64::NAN),
+            history.kept_heldout_loss().unwrap_or(f64::NAN),
             history.heldout_constant_loss,
         ));
         let end = terminal(&kernel, &reward, alpha)?;
@@ -521,6 +570,8 @@ pub fn run_text_bench(
         model_id,
         reward: description,
         runs,
+        base_rewards,
+        targets,
         trajectories,
         value_fit,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -552,6 +603,7 @@ fn trace_trajectories(
         value,
         envelope: &envelope,
     };
+
     let particles: Vec<u64> = (0..config.trajectories as u64).collect();
     let mut root = vec![0u32; width];
     kernel.root(&mut root);
@@ -567,6 +619,7 @@ fn trace_trajectories(
             text: String::new(),
         })
         .collect();
+
     let seed = config.seed ^ 0x7ace;
     for t in (1..=steps).rev() {
         let mut mc = vec![0.0; n];
@@ -616,9 +669,13 @@ pub fn draw_text_figures(dir: &std::path::Path, report: &TextBenchReport) -> Res
             .iter()
             .map(|r| format!("{} {}", labels(&r.method), r.computed_proposals))
             .collect();
+        let mut samples: Vec<(&str, &[f64])> = at.iter().map(|r| (labels(&r.method), r.rewards.as_slice())).collect();
+        if !report.base_rewards.is_empty() {
+            samples.push(("base model", report.base_rewards.as_slice()));
+        }
         panels.push(DistributionPanel {
             title: format!("alpha = {alpha}: proposals {}", proposals.join(", ")),
-            samples: at.iter().map(|r| (labels(&r.method), r.rewards.as_slice())).collect(),
+            samples,
         });
     }
     if !panels.is_empty() {
@@ -681,6 +738,16 @@ pub fn text_table(report: &TextBenchReport) -> String {
         "| alpha | method | reward mean | computed proposals | share of RS | sequential proposals | KS p vs RS | seconds |\n\
          |---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
+    if !report.base_rewards.is_empty() {
+        let (mean, stderr) = lcb_core::stats::mean_and_stderr(&report.base_rewards);
+        out.push_str(&format!("| any | base model | {mean:.3} ± {stderr:.3} | | | | | |\n"));
+    }
+    for target in &report.targets {
+        out.push_str(&format!(
+            "| {} | exact target, weighted base samples (ESS {:.0}) | {:.3} | | | | | |\n",
+            target.alpha, target.effective_samples, target.reward_mean
+        ));
+    }
     for run in &report.runs {
         let rs = report
             .runs

@@ -314,6 +314,7 @@ pub fn train_text_command(
     let kernel = StepKernel::new(model.clone(), &kernel_config)?;
     let (reward, description) = text.reward(&model, code.len)?;
     let model_id = text_model_id(&model, &kernel_config, &description)?;
+
     let mut config = TextLearnConfig::for_code(code, backend, seed);
     if let Some(particles) = overrides.particles {
         config.baseline.particles = particles;
@@ -327,6 +328,7 @@ pub fn train_text_command(
     let bar = crate::progress::StepBar::new("value, then baseline");
     let learned = train_text(&kernel, &reward, alpha, code, &config, &bar)?;
     bar.finish();
+
     let info = lcb_learn::CheckpointInfo {
         model_id: model_id.clone(),
         alpha,
@@ -336,7 +338,7 @@ pub fn train_text_command(
     let history = &learned.value.history;
     println!(
         "value network: held-out loss {:.4} against {:.4} for the constant fit ({} pairs, {:.1} s)",
-        history.heldout_loss.last().copied().unwrap_or(f64::NAN),
+        history.kept_heldout_loss().unwrap_or(f64::NAN),
         history.heldout_constant_loss.unwrap_or(f64::NAN),
         history.pairs,
         history.wall_seconds
@@ -397,6 +399,13 @@ pub fn sample_text_command(
     let end = lcb_core::RolloutValue::new(&kernel, &reward, alpha, 1, 0)?;
     let upper = lcb_core::Reward::upper_bound(&reward).map(|r| r / alpha);
 
+    if upper.is_none() && matches!(method, TextMethod::Rs) {
+        return Err(format!(
+            "per-step RS needs the reward's upper bound r_max, and {description} has none: pass \
+             --reward-upper-bound R for a command reward, or use lcb, bon or lcb-bon"
+        )
+        .into());
+    }
     let loaded = match baseline_dir {
         Some(dir) => {
             let expected = lcb_learn::CheckpointExpectations {
@@ -504,10 +513,12 @@ pub fn bench_text_command(
     if let Some(steps) = text.steps {
         config.steps = steps;
     }
+
     let started = std::time::Instant::now();
     let report = run_text_bench(model, &config, &|message| {
         eprintln!("[{:>6.1} s] {message}", started.elapsed().as_secs_f64());
     })?;
+
     std::fs::create_dir_all(out).map_err(|err| format!("cannot create {}: {err}", out.display()))?;
     let figures = draw_text_figures(out, &report)?;
     let table = text_table(&report);

@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! h_i     = E[y_i] + P_i                              (token and position embeddings, width d)
-//! pooled  = mean_i SiLU(W [h_i, h_{i+1}] + c)          (adjacent pairs, i = 1..len-1)
+//! pooled  = mean_i SiLU(W [h_i, ..., h_{i+w-1}] + c)   (windows of w adjacent tokens)
 //! b(y, t) = value_scale * MLP([pooled, time features]) + value_offset
 //! ```
 
@@ -54,14 +54,18 @@ impl Default for NetworkConfig {
 }
 
 /// The token view of the state: one-hot rows of `len` tokens over `classes`
-/// ids, pooled through embeddings of width `embedding`.
+/// ids, pooled through embeddings of width `embedding` over windows of
+/// `window` adjacent tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenInput {
     /// Number of token ids, the mask id included.
     pub classes: usize,
-    /// Width `d` of the token, position and pair embeddings.
+    /// Width `d` of the token, position and window embeddings.
     pub embedding: usize,
+    /// Tokens per window `w`; a word-level reward needs windows as long as
+    /// its words plus the spaces around them.
+    pub window: usize,
 }
 
 impl NetworkConfig {
@@ -74,19 +78,23 @@ impl NetworkConfig {
             });
         }
         if let Some(tokens) = &self.tokens {
-            if tokens.classes < 2 || tokens.embedding == 0 {
+            if tokens.classes < 2 || tokens.embedding == 0 || tokens.window == 0 {
                 return Err(LearnError::InvalidConfig {
                     name: "network.tokens",
-                    value: format!("{} classes, embedding {}", tokens.classes, tokens.embedding),
-                    expected: "at least 2 classes (the mask id included) and an embedding width >= 1, such as 32",
+                    value: format!(
+                        "{} classes, embedding {}, window {}",
+                        tokens.classes, tokens.embedding, tokens.window
+                    ),
+                    expected: "at least 2 classes (the mask id included), an embedding width >= 1 such as 32 \
+                               and a window >= 1 such as 5",
                 });
             }
         }
         Ok(())
     }
 
-    /// Checks that states of width `width` are whole one-hot token rows
-    /// when the network reads tokens.
+    /// Checks that states of width `width` are whole one-hot token rows,
+    /// at least one window long, when the network reads tokens.
     pub fn check_width(&self, width: usize) -> Result<(), LearnError> {
         if let Some(tokens) = &self.tokens {
             if width == 0 || !width.is_multiple_of(tokens.classes) {
@@ -94,6 +102,14 @@ impl NetworkConfig {
                     name: "network.tokens.classes",
                     value: format!("{} for states of width {width}", tokens.classes),
                     expected: "the vocabulary size of the one-hot code, mask id included, dividing the state width",
+                });
+            }
+            let len = width / tokens.classes;
+            if tokens.window > len {
+                return Err(LearnError::InvalidConfig {
+                    name: "network.tokens.window",
+                    value: format!("{} for sequences of {len} tokens", tokens.window),
+                    expected: "a window no longer than the sequence",
                 });
             }
         }
@@ -262,17 +278,18 @@ impl Network {
     }
 }
 
-/// Token and position embeddings pooled over adjacent pairs.
+/// Token and position embeddings pooled over windows of adjacent tokens.
 #[derive(Module, Debug)]
 pub(crate) struct PooledEmbedding {
     /// `[classes, d]`
     token: Param<Tensor<2>>,
     /// `[len, d]`
     position: Param<Tensor<2>>,
-    /// `[2d] -> [d]`, applied to each adjacent pair `[h_i, h_{i+1}]`.
-    pair: Linear,
+    /// `[w d] -> [d]`, applied to each window `[h_i, ..., h_{i+w-1}]`.
+    window: Linear,
     len: usize,
     classes: usize,
+    width: usize,
 }
 
 impl PooledEmbedding {
@@ -286,14 +303,16 @@ impl PooledEmbedding {
         };
         let token = Param::from_data(TensorData::new(draw(0, input.classes * d, 1.0), [input.classes, d]), device);
         let position = Param::from_data(TensorData::new(draw(1, len * d, 1.0), [len, d]), device);
-        let bound = 1.0 / ((2 * d) as f64).sqrt();
-        let pair = linear_from(draw(2, 2 * d * d, bound), draw(3, d, bound), 2 * d, d, device);
+        let w = input.window;
+        let bound = 1.0 / ((w * d) as f64).sqrt();
+        let window = linear_from(draw(2, w * d * d, bound), draw(3, d, bound), w * d, d, device);
         Self {
             token,
             position,
-            pair,
+            window,
             len,
             classes: input.classes,
+            width: w,
         }
     }
 
@@ -305,14 +324,11 @@ impl PooledEmbedding {
         let rows = one_hot.reshape([n * len, self.classes]);
         let embedded = rows.matmul(self.token.val()).reshape([n, len, d]);
         let h = embedded + self.position.val().unsqueeze::<3>();
-        let pairs = if len >= 2 {
-            let left = h.clone().narrow(1, 0, len - 1);
-            let right = h.narrow(1, 1, len - 1);
-            Tensor::cat(vec![left, right], 2)
-        } else {
-            Tensor::cat(vec![h.clone(), h], 2)
-        };
-        silu(self.pair.forward(pairs)).mean_dim(1).reshape([n, d])
+        // Window i is [h_i, ..., h_{i+w-1}]: w shifted views side by side.
+        let starts = len - self.width + 1;
+        let shifted = (0..self.width).map(|k| h.clone().narrow(1, k, starts)).collect();
+        let windows = Tensor::cat(shifted, 2);
+        silu(self.window.forward(windows)).mean_dim(1).reshape([n, d])
     }
 }
 

@@ -10,9 +10,9 @@
 //! ```
 //!
 //! whose minimiser given `x_t` is exactly `v = ln E[exp(y) | x_t]`, since
-//! `d/dv (E[e^y] e^{-v} + v) = 0` there. One completion per state is enough
-//! for the loss to be consistent; a regression on `ln mean exp` over `M`
-//! completions would be biased low by Jensen's inequality.
+//! `d/dv (E[e^y] e^{-v} + v) = 0` there. So one completion per state is
+//! enough for the loss to be consistent. A regression on `ln mean exp` over
+//! `M` completions would be biased low, by Jensen's inequality.
 //!
 //! The network is the baseline network of [`crate::network`] with
 //! `value_offset = ln mean exp(y)` over the data and `value_scale` the
@@ -119,8 +119,18 @@ pub struct ValueHistory {
     pub heldout_loss: Vec<f64>,
     /// Held-out loss of the constant `v = value_offset`, the fit to beat.
     pub heldout_constant_loss: Option<f64>,
+    /// Epoch (from 0) whose network was kept: the one with the lowest
+    /// held-out loss, or the last without held-out data.
+    pub kept_epoch: usize,
     pub pairs: usize,
     pub wall_seconds: f64,
+}
+
+impl ValueHistory {
+    /// Returns the held-out loss of the kept network, if there was held-out data.
+    pub fn kept_heldout_loss(&self) -> Option<f64> {
+        self.heldout_loss.get(self.kept_epoch).copied()
+    }
 }
 
 /// A trained value network and its record.
@@ -144,6 +154,7 @@ struct Pair {
 /// Trains `v_phi` on base trajectories of `kernel`, with `terminal` giving
 /// `V_0 = r / alpha` of the final states (only `t = 0` is asked of it).
 ///
+/// The network kept is the one of the epoch with the lowest held-out loss.
 /// Progress counts `T + epochs` units: the trajectories' steps, then the epochs.
 ///
 /// # Errors
@@ -170,7 +181,7 @@ pub fn fit_value(
     config.network.check_width(width)?;
     let total_progress = steps + config.epochs;
 
-    // Base trajectories: rows[s] holds the states x_s of every trajectory.
+    // Base trajectories: rows[s] contains the states x_s of every trajectory.
     let n = config.trajectories;
     let particles: Vec<u64> = (0..n as u64).collect();
     let mut root = vec![0.0; width];
@@ -235,6 +246,8 @@ pub fn fit_value(
     let mut heldout_loss = Vec::with_capacity(config.epochs);
     let inference = config.backend.inference_backend();
     let heldout_constant_loss = (!test_pairs.is_empty()).then(|| constant_loss(&test_pairs, &normalization));
+    // The network of the epoch with the lowest held-out loss (early stopping).
+    let mut kept: Option<(usize, f64, NetworkBaseline)> = None;
     for epoch in 0..config.epochs {
         // Fisher-Yates with the run's own stream: the same seed gives the same order.
         for i in (1..train_pairs.len()).rev() {
@@ -261,13 +274,23 @@ pub fn fit_value(
         train_loss.push(mean);
         if !test_pairs.is_empty() {
             let snapshot = NetworkBaseline::from_network(&network, &config.network, &normalization, steps, inference)?;
-            heldout_loss.push(fit.evaluate_loss(&snapshot, &test_pairs)?);
+            let loss = fit.evaluate_loss(&snapshot, &test_pairs)?;
+            heldout_loss.push(loss);
+            if kept.as_ref().is_none_or(|(_, best, _)| loss < *best) {
+                kept = Some((epoch, loss, snapshot));
+            }
         }
         tracing::info!(epoch, loss = mean, heldout = heldout_loss.last().copied(), "value epoch");
         progress.advance(steps + epoch + 1, total_progress);
     }
 
-    let network = NetworkBaseline::from_network(&network, &config.network, &normalization, steps, inference)?;
+    let (kept_epoch, network) = match kept {
+        Some((epoch, _, snapshot)) => (epoch, snapshot),
+        None => (
+            config.epochs - 1,
+            NetworkBaseline::from_network(&network, &config.network, &normalization, steps, inference)?,
+        ),
+    };
     Ok(TrainedValue {
         network,
         config: config.clone(),
@@ -275,6 +298,7 @@ pub fn fit_value(
             train_loss,
             heldout_loss,
             heldout_constant_loss,
+            kept_epoch,
             pairs: train_pairs.len() + test_pairs.len(),
             wall_seconds: started.elapsed().as_secs_f64(),
         },
@@ -307,7 +331,7 @@ impl Fit<'_> {
         features
     }
 
-    /// The loss `mean exp(y - v) + v - offset` of a batch, differentiable in the network.
+    /// Computes the loss `mean exp(y - v) + v - offset` of a batch, differentiable in the network.
     fn loss(&self, network: &Network, pairs: &[Pair], device: &burn::tensor::Device) -> Tensor<1> {
         let count = self.config.network.feature_count(self.width);
         let features = Tensor::<2>::from_data(TensorData::new(self.features(pairs), [pairs.len(), count]), device);
@@ -322,7 +346,7 @@ impl Fit<'_> {
         (tilt + u.mul_scalar(scale)).mean().reshape([1])
     }
 
-    /// The loss of a trained network on `pairs`, in `f64`.
+    /// Computes the loss of a trained network on `pairs`, in `f64`.
     fn evaluate_loss(&self, network: &NetworkBaseline, pairs: &[Pair]) -> Result<f64, LearnError> {
         let offset = self.normalization.value_offset;
         let mut total = 0.0;
@@ -346,14 +370,14 @@ impl Fit<'_> {
     }
 }
 
-/// The loss of the constant `v = offset`, the value of the root state.
+/// Computes the loss of the constant `v = offset`, the value of the root state.
 fn constant_loss(pairs: &[Pair], normalization: &Normalization) -> f64 {
     let offset = normalization.value_offset;
     pairs.iter().map(|p| (p.y - offset).exp()).sum::<f64>() / pairs.len() as f64
 }
 
-/// The offset `ln mean exp(y)`, the scale `sd(y)` and, for states that are
-/// not tokens, the per-coordinate mean and spread of the states.
+/// Derives the offset `ln mean exp(y)`, the scale `sd(y)` and, for states
+/// that are not tokens, the per-coordinate mean and spread of the states.
 fn value_normalization(config: &NetworkConfig, width: usize, rows: &[Vec<f64>], y: &[f64]) -> Normalization {
     let offset = lcb_core::logmath::log_mean_exp(y);
     let mean_y = y.iter().sum::<f64>() / y.len() as f64;
@@ -481,6 +505,7 @@ impl TrainedValue {
             path: path.clone(),
             message: err.to_string(),
         })?;
+
         let mismatch = |field: &'static str, expected: String, found: String| CheckpointError::Mismatch {
             path: path.clone(),
             field,
@@ -506,6 +531,7 @@ impl TrainedValue {
                 path: path.clone(),
                 message,
             })?;
+
         let weights_path = dir.join(VALUE_WEIGHTS_FILE);
         let weights = read_file(&weights_path, "read the value weights")?;
         let checksum = crate::files::fnv1a64_hex(&weights);

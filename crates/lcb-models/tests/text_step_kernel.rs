@@ -312,7 +312,7 @@ fn repeated_proposals_reuse_cached_logits() {
 }
 
 #[test]
-fn model_logits_of_a_row_do_not_depend_on_its_batch() {
+fn row_logits_are_batch_independent() {
     // The kernel's logits cache assumes that a row's logits are the same
     // bits whatever rows share its forward pass.
     let tokenizer = CharTokenizer::from_texts(["abc de"]).unwrap();

@@ -272,6 +272,7 @@ impl<D: Denoiser> StepKernel<D> {
         if missing.is_empty() {
             return Ok(logits);
         }
+
         let inputs: Vec<u32> = missing
             .iter()
             .flat_map(|&r| batch[r * len..(r + 1) * len].iter().copied())

@@ -1,0 +1,158 @@
+//! `train`, `sample` and `bench` on a text model, through the binary: a
+//! tiny denoiser trained by `model train`, a value network and baseline
+//! trained by `train --model`, and every text method by `sample --model`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lcb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcb-cli"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("lcb-cli runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "lcb-cli failed:\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Trains a denoiser of sequences of 8 characters for 30 steps on a small
+/// corpus and returns its directory.
+fn tiny_model(dir: &Path) -> String {
+    let corpus = dir.join("corpus.txt");
+    let lines: Vec<&str> = ["ab ba", "abab", "ba ab", "cab", "abc", "ba", "cc ab", "bb"]
+        .iter()
+        .copied()
+        .cycle()
+        .take(64)
+        .collect();
+    std::fs::write(&corpus, lines.join("\n")).unwrap();
+    let config = dir.join("tiny.toml");
+    std::fs::write(
+        &config,
+        "steps = 30\nbatch_size = 16\nlearning_rate = 3e-3\nwarmup_steps = 5\nheldout_fraction = 0.0\n\
+         eval_every = 10\ncheckpoint_every = 30\n\n[model]\nseq_len = 8\nd_model = 16\nheads = 2\nlayers = 1\n\
+         mlp_hidden = 32\n",
+    )
+    .unwrap();
+    let model = dir.join("model");
+    ok(&lcb(&[
+        "model",
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    model.to_str().unwrap().to_string()
+}
+
+#[test]
+fn text_train_then_sample_all_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let checkpoint = dir.path().join("lcb");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let common = ["--model", model.as_str(), "--reward", "regex:ab", "--alpha", "0.5", "--steps", "4"];
+
+    let mut train = vec!["train"];
+    train.extend(common);
+    train.extend(["--particles", "64", "--iterations", "4", "--out", checkpoint]);
+    let stdout = ok(&lcb(&train));
+    assert!(stdout.contains("value network: held-out loss"), "{stdout}");
+    for file in ["manifest.json", "baseline.bpk", "value.json", "value.bpk"] {
+        assert!(Path::new(checkpoint).join(file).exists(), "{file} missing");
+    }
+
+    for method in ["rs", "lcb", "bon", "lcb-bon"] {
+        let out = dir.path().join(format!("{method}.jsonl"));
+        let mut sample = vec!["sample"];
+        sample.extend(common);
+        sample.extend([
+            "--method",
+            method,
+            "--baseline",
+            checkpoint,
+            "--samples",
+            "40",
+            "--n",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let stdout = ok(&lcb(&sample));
+        assert!(stdout.contains(method), "{method}: {stdout}");
+        let lines = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(lines.lines().count(), 40, "{method}");
+        for line in lines.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let reward = record["reward"].as_f64().unwrap();
+            assert!(reward == 0.0 || reward == 1.0, "{method}: {line}");
+            assert!(record["text"].is_string());
+        }
+    }
+
+    // A baseline trained for another reward is refused, naming both.
+    let output = lcb(&[
+        "sample", "--model", model.as_str(), "--reward", "regex:ba", "--alpha", "0.5", "--steps", "4", "--method",
+        "lcb", "--baseline", checkpoint,
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("model id"), "{stderr}");
+    assert!(stderr.contains("regex:ab") || stderr.contains("\"ab\""), "{stderr}");
+    assert!(stderr.contains("\"ba\""), "{stderr}");
+
+    // Monte Carlo values stand in for the value network.
+    let mut rollouts = vec!["sample"];
+    rollouts.extend(common);
+    rollouts.extend(["--method", "rs", "--rollouts", "4", "--samples", "10"]);
+    ok(&lcb(&rollouts));
+}
+
+#[test]
+fn text_errors_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let common = ["--model", model.as_str(), "--steps", "4"];
+
+    // LCB without a trained baseline.
+    let mut args = vec!["sample", "--method", "lcb", "--reward", "regex:ab"];
+    args.extend(common);
+    let output = lcb(&args);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("--baseline"), "{stderr}");
+    assert!(stderr.contains("--rollouts"), "{stderr}");
+
+    // A method that has no text version.
+    let mut args = vec!["sample", "--method", "smc", "--reward", "regex:ab"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("rs, lcb, bon or lcb-bon"), "{stderr}");
+
+    // An unknown reward kind.
+    let mut args = vec!["sample", "--method", "bon", "--reward", "sentiment:x"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("regex:PATTERN"), "{stderr}");
+
+    // RS needs a bounded reward: a command reward without --reward-upper-bound.
+    let mut args = vec!["sample", "--method", "rs", "--rollouts", "2", "--reward", "command:/bin/true"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("bound"), "{stderr}");
+}
