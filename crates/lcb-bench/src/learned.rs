@@ -10,14 +10,22 @@ use lcb_models::gmm::{GmmConfig, GmmSetup};
 use crate::error::BenchError;
 use crate::gmm::KernelChoice;
 
-/// Returns the identifier a checkpoint stores for the model it was trained on: the
-/// kernel and a hash of the mixture, schedule and reward (temperature and
-/// tail level are stored and checked on their own).
+/// Returns the identifier a checkpoint stores for the model it was trained
+/// on: the kernel, the reward, the schedule and a hash of the whole
+/// experiment. Temperature and tail level are stored and checked on their
+/// own. The readable parts show which setting differs on a mismatch.
 pub fn model_id(config: &GmmConfig, kernel: KernelChoice) -> String {
     let mut model = config.clone();
     model.alpha = 1.0;
     model.delta = 0.1;
-    format!("gmm-{}-{}", kernel, model.fingerprint())
+    let reward = serde_json::to_string(&config.reward).unwrap_or_default();
+    let schedule = serde_json::to_string(&config.schedule).unwrap_or_default();
+    format!(
+        "gmm {kernel} kernel; {} components in {} dimensions; reward {reward}; schedule {schedule}; hash {}",
+        config.mixture.weights.len(),
+        config.mixture.means.first().map_or(0, Vec::len),
+        model.fingerprint()
+    )
 }
 
 fn kernel_of(setup: &GmmSetup, kernel: KernelChoice) -> &dyn Kernel<Elem = f64> {

@@ -135,9 +135,13 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Checkpoint folder to write.
+    /// Checkpoint folder to write; an existing checkpoint there is kept
+    /// unless --force is given.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing checkpoint in --out.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub text: crate::text::TextModelArgs,
 }

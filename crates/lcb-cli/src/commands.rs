@@ -97,10 +97,28 @@ fn sample(args: &SampleArgs) -> CliResult {
     let setup = build(config.clone(), args.model.alpha, args.model.delta)?;
     let bar = StepBar::new(args.method.as_str());
     let options = run_options(&args.run, args.model.kernel, args.samples, setup.delta, &bar);
+    let uses_baseline = matches!(args.method, MethodName::Lcb | MethodName::LcbBon);
+    if args.baseline.is_some() && !uses_baseline {
+        return Err(format!(
+            "--baseline applies to lcb and lcb-bon, and method {} does not use it; drop --baseline or pick one of those",
+            args.method
+        )
+        .into());
+    }
     let trained = match &args.baseline {
         Some(dir) => Some(lcb_bench::learned::load_gmm(dir, &config, &setup, args.model.kernel)?),
         None => None,
     };
+    if let (Some(trained), Some(delta)) = (&trained, args.model.delta) {
+        if (trained.config.delta - delta).abs() > 1e-12 {
+            return Err(format!(
+                "the baseline was calibrated at delta = {}, and its tau_t cannot change with --delta {delta}; \
+                 train one with `lcb-cli train --delta {delta}`, or drop --delta",
+                trained.config.delta
+            )
+            .into());
+        }
+    }
     let learned = trained.as_ref().map(|t| LearnedLcb {
         baseline: &t.network,
         tau: t.tau.clone(),
@@ -317,6 +335,14 @@ fn parse_backend(name: &str) -> Result<Backend, Box<dyn Error + Send + Sync>> {
 }
 
 fn train(args: &TrainArgs) -> CliResult {
+    let manifest = args.out.join(lcb_learn::checkpoint::MANIFEST_FILE);
+    if manifest.exists() && !args.force {
+        return Err(format!(
+            "{} already contains a checkpoint; pass --force to replace it, or choose another --out",
+            args.out.display()
+        )
+        .into());
+    }
     if args.text.is_text() {
         let overrides = crate::text::TrainOverrides {
             particles: args.particles,

@@ -84,7 +84,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "random")]
     pub remasking: Remasking,
     /// Sampling temperature >= 0; 1 samples the model, 0 is greedy decoding.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Backend that runs the model: flex (default), ndarray or wgpu.
     #[arg(long, default_value = "flex")]

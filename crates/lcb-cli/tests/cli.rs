@@ -162,3 +162,44 @@ fn failed_run_leaves_no_partial_output() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no temporary files left");
 }
+
+#[test]
+fn checkpoint_misuse_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("lcb");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let train = [
+        "train", "--alpha", "0.5", "--particles", "64", "--iterations", "2", "--out", checkpoint,
+    ];
+    let output = lcb(&train);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // A second run does not replace the checkpoint unless asked to.
+    let output = lcb(&train);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--force"), "{}", stderr(&output));
+    let mut forced = train.to_vec();
+    forced.push("--force");
+    let output = lcb(&forced);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // --baseline with a method that does not use it.
+    let output = lcb(&["sample", "--alpha", "0.5", "--method", "rs", "--baseline", checkpoint, "--samples", "10"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("lcb and lcb-bon"), "{}", stderr(&output));
+
+    // --delta cannot change the tau_t the baseline was calibrated with.
+    let output = lcb(&[
+        "sample", "--alpha", "0.5", "--delta", "0.05", "--method", "lcb", "--baseline", checkpoint, "--samples", "10",
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("lcb-cli train --delta 0.05"), "{}", stderr(&output));
+}
+
+#[test]
+fn negative_temperature_is_named() {
+    let output = lcb(&["generate", "--temperature", "-1", "--samples", "1"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("temperature"), "{}", stderr(&output));
+    assert!(stderr(&output).contains(">= 0"), "{}", stderr(&output));
+}

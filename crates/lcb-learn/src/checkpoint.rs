@@ -301,8 +301,9 @@ fn check_expectations(
     if manifest.model_id != expected.model_id {
         return mismatch(
             "model id",
-            format!("{:?}", expected.model_id),
-            format!("{:?}", manifest.model_id),
+            // Brackets, not Debug quotes: ids may contain quoted JSON.
+            format!("[{}]", expected.model_id),
+            format!("[{}]", manifest.model_id),
         );
     }
     if (manifest.alpha - expected.alpha).abs() > 1e-12 * expected.alpha.abs().max(1.0) {

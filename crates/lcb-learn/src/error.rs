@@ -61,7 +61,7 @@ pub enum CheckpointError {
     #[error("checkpoint file {} not found; save a trained baseline there first or pass the directory that contains manifest.json", path.display())]
     NotFound { path: PathBuf },
 
-    #[error("checkpoint manifest {} is truncated or corrupt ({message}); save the baseline again", path.display())]
+    #[error("checkpoint manifest {} is truncated or corrupt ({message}); re-run `lcb-cli train` to write it again", path.display())]
     CorruptManifest { path: PathBuf, message: String },
 
     #[error(
@@ -85,14 +85,14 @@ pub enum CheckpointError {
 
     #[error(
         "checkpoint weights {} are truncated: the manifest records {expected} bytes, the file has {actual}; \
-         save the baseline again",
+         re-run `lcb-cli train` to write it again",
         path.display()
     )]
     TruncatedWeights { path: PathBuf, expected: u64, actual: u64 },
 
     #[error(
         "checkpoint weights {} are corrupt: FNV-1a checksum {actual} does not match {expected} in the manifest; \
-         save the baseline again",
+         re-run `lcb-cli train` to write it again",
         path.display()
     )]
     CorruptWeights {
@@ -101,10 +101,10 @@ pub enum CheckpointError {
         actual: String,
     },
 
-    #[error("checkpoint weights {} do not fit the network in the manifest ({message}); save the baseline again", path.display())]
+    #[error("checkpoint weights {} do not fit the network in the manifest ({message}); re-run `lcb-cli train` to write it again", path.display())]
     InvalidWeights { path: PathBuf, message: String },
 
-    #[error("checkpoint manifest {} is inconsistent: {message}; save the baseline again", path.display())]
+    #[error("checkpoint manifest {} is inconsistent: {message}; re-run `lcb-cli train` to write it again", path.display())]
     Inconsistent { path: PathBuf, message: String },
 
     #[error("invalid {name} = {value} for checkpoint {}: expected {expected}", path.display())]

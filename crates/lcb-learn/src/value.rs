@@ -513,7 +513,7 @@ impl TrainedValue {
             found,
         };
         if manifest.model_id != model_id {
-            return Err(mismatch("model id", format!("{model_id:?}"), format!("{:?}", manifest.model_id)));
+            return Err(mismatch("model id", format!("[{model_id}]"), format!("[{}]", manifest.model_id)));
         }
         if (manifest.alpha - alpha).abs() > 1e-12 * alpha.abs().max(1.0) {
             return Err(mismatch("alpha", alpha.to_string(), manifest.alpha.to_string()));
