@@ -105,6 +105,29 @@ fn text_train_then_sample_all_methods() {
         }
     }
 
+    // The same seed gives the same texts for any thread count.
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("threads-{threads}.jsonl"));
+        let mut sample = vec!["sample"];
+        sample.extend(common);
+        sample.extend([
+            "--method",
+            "lcb",
+            "--baseline",
+            checkpoint,
+            "--samples",
+            "200",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        ok(&lcb(&sample));
+        outputs.push(std::fs::read_to_string(&out).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+
     // A baseline trained for another reward is refused, naming both.
     let output = lcb(&[
         "sample", "--model", model.as_str(), "--reward", "regex:ba", "--alpha", "0.5", "--steps", "4", "--method",
