@@ -100,22 +100,7 @@ impl TrainedBaseline {
                 expected: "a finite temperature > 0",
             });
         }
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
-            action: "create the checkpoint directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let weights = self
-            .network
-            .to_burnpack()
-            .map_err(|err| CheckpointError::InvalidWeights {
-                path: weights_path.clone(),
-                message: err.to_string(),
-            })?;
-        write_atomic(dir, &weights_path, &weights)?;
-
+        let weights = write_weights(dir, WEIGHTS_FILE, &self.network)?;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             model_id: info.model_id.clone(),
@@ -126,21 +111,11 @@ impl TrainedBaseline {
             tau: self.tau.clone(),
             inference_backend: self.network.backend(),
             normalization: self.network.normalization().clone(),
-            weights: WeightsInfo {
-                file: WEIGHTS_FILE.to_string(),
-                bytes: weights.len() as u64,
-                fnv1a64: crate::files::fnv1a64_hex(&weights),
-            },
+            weights,
             training: self.config.clone(),
             history: self.history.clone(),
         };
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|err| CheckpointError::CorruptManifest {
-            path: manifest_path.clone(),
-            message: format!("serialising failed: {err}"),
-        })?;
-        write_atomic(dir, &manifest_path, &json)?;
-        Ok(manifest_path)
+        write_manifest(dir, MANIFEST_FILE, &manifest)
     }
 
     /// Loads the checkpoint in `dir` for inference on the CPU backend
@@ -207,23 +182,7 @@ fn load_with_manifest(
     check_expectations(&dir.join(MANIFEST_FILE), &manifest, expected)?;
 
     let weights_path = dir.join(&manifest.weights.file);
-    let weights = read_file(&weights_path, "read the checkpoint weights")?;
-    let actual = weights.len() as u64;
-    if actual < manifest.weights.bytes {
-        return Err(CheckpointError::TruncatedWeights {
-            path: weights_path,
-            expected: manifest.weights.bytes,
-            actual,
-        });
-    }
-    let checksum = crate::files::fnv1a64_hex(&weights);
-    if actual != manifest.weights.bytes || checksum != manifest.weights.fnv1a64 {
-        return Err(CheckpointError::CorruptWeights {
-            path: weights_path,
-            expected: format!("{} ({} bytes)", manifest.weights.fnv1a64, manifest.weights.bytes),
-            actual: format!("{checksum} ({actual} bytes)"),
-        });
-    }
+    let weights = read_checked_weights(&weights_path, &manifest.weights)?;
 
     let network = NetworkBaseline::from_burnpack(
         weights,
@@ -316,6 +275,64 @@ fn check_expectations(
         return mismatch("steps T", expected.steps.to_string(), manifest.steps.to_string());
     }
     Ok(())
+}
+
+/// Creates `dir` if missing, writes `network`'s weights to `file` in it
+/// atomically, and returns the record of that file for the manifest.
+pub(crate) fn write_weights(dir: &Path, file: &str, network: &NetworkBaseline) -> Result<WeightsInfo, CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+        action: "create the checkpoint directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(file);
+    let weights = network.to_burnpack().map_err(|err| CheckpointError::InvalidWeights {
+        path: path.clone(),
+        message: err.to_string(),
+    })?;
+    write_atomic(dir, &path, &weights)?;
+    Ok(WeightsInfo {
+        file: file.to_string(),
+        bytes: weights.len() as u64,
+        fnv1a64: crate::files::fnv1a64_hex(&weights),
+    })
+}
+
+/// Writes `manifest` as pretty JSON to `file` in `dir` atomically and returns its path.
+pub(crate) fn write_manifest(dir: &Path, file: &str, manifest: &impl Serialize) -> Result<PathBuf, CheckpointError> {
+    let path = dir.join(file);
+    let json = serde_json::to_vec_pretty(manifest).map_err(|err| CheckpointError::CorruptManifest {
+        path: path.clone(),
+        message: format!("serialising failed: {err}"),
+    })?;
+    write_atomic(dir, &path, &json)?;
+    Ok(path)
+}
+
+/// Reads the weights file at `path` and checks its length and checksum against `info`.
+///
+/// # Errors
+/// [`CheckpointError::TruncatedWeights`] for a short file,
+/// [`CheckpointError::CorruptWeights`] for any other difference.
+pub(crate) fn read_checked_weights(path: &Path, info: &WeightsInfo) -> Result<Vec<u8>, CheckpointError> {
+    let weights = read_file(path, "read the checkpoint weights")?;
+    let actual = weights.len() as u64;
+    if actual < info.bytes {
+        return Err(CheckpointError::TruncatedWeights {
+            path: path.to_path_buf(),
+            expected: info.bytes,
+            actual,
+        });
+    }
+    let checksum = crate::files::fnv1a64_hex(&weights);
+    if actual != info.bytes || checksum != info.fnv1a64 {
+        return Err(CheckpointError::CorruptWeights {
+            path: path.to_path_buf(),
+            expected: format!("{} ({} bytes)", info.fnv1a64, info.bytes),
+            actual: format!("{checksum} ({actual} bytes)"),
+        });
+    }
+    Ok(weights)
 }
 
 pub(crate) fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>, CheckpointError> {

@@ -80,16 +80,7 @@ pub fn train(
 ) -> Result<TrainedBaseline, LearnError> {
     let started = Instant::now();
     config.validate()?;
-    let width = kernel.width();
-    let steps = kernel.steps();
-    if width == 0 {
-        return Err(LearnError::EmptyKernel { what: "state width" });
-    }
-    if steps == 0 {
-        return Err(LearnError::EmptyKernel {
-            what: "number of transitions T",
-        });
-    }
+    let (width, steps) = kernel_shape(kernel)?;
 
     let seeds = PhaseSeeds::new(config.seed);
     let limits = Limits {
@@ -197,6 +188,24 @@ pub fn train(
         },
         config: config.clone(),
     })
+}
+
+/// Returns the state width and the number of transitions `T` of `kernel`.
+///
+/// # Errors
+/// [`LearnError::EmptyKernel`] when either is 0.
+pub(crate) fn kernel_shape(kernel: &dyn Kernel<Elem = f64>) -> Result<(usize, usize), LearnError> {
+    let width = kernel.width();
+    let steps = kernel.steps();
+    if width == 0 {
+        return Err(LearnError::EmptyKernel { what: "state width" });
+    }
+    if steps == 0 {
+        return Err(LearnError::EmptyKernel {
+            what: "number of transitions T",
+        });
+    }
+    Ok((width, steps))
 }
 
 /// The final calibration pass: a fresh aligned trajectory under the final

@@ -17,8 +17,8 @@
 //! The network is the baseline network of [`crate::network`] with
 //! `value_offset = ln mean exp(y)` over the data and `value_scale` the
 //! standard deviation of `y`, so the loss is computed on `O(1)` numbers.
-//! `v_phi` stands in for `V_t` at `t = 1..=T`; at `t = 0` the exact
-//! `r / alpha` is used.
+//! `v_phi` replaces `V_t` at `t = 1..=T`. At `t = 0` the exact `r / alpha`
+//! is used.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::baseline::NetworkBaseline;
-use crate::checkpoint::{WeightsInfo, read_file, write_atomic};
+use crate::checkpoint::{WeightsInfo, read_checked_weights, read_file, write_manifest, write_weights};
 use crate::error::{CheckpointError, LearnError};
 use crate::network::{Network, NetworkConfig, Normalization, write_features};
 
@@ -168,16 +168,7 @@ pub fn fit_value(
 ) -> Result<TrainedValue, LearnError> {
     let started = Instant::now();
     config.validate()?;
-    let width = kernel.width();
-    let steps = kernel.steps();
-    if width == 0 {
-        return Err(LearnError::EmptyKernel { what: "state width" });
-    }
-    if steps == 0 {
-        return Err(LearnError::EmptyKernel {
-            what: "number of transitions T",
-        });
-    }
+    let (width, steps) = crate::train::kernel_shape(kernel)?;
     config.network.check_width(width)?;
     let total_progress = steps + config.epochs;
 
@@ -457,20 +448,7 @@ impl TrainedValue {
     /// Saves `value.json` and `value.bpk` into `dir` (created if missing),
     /// weights first, each written atomically.
     pub fn save(&self, dir: &Path, model_id: &str, alpha: f64) -> Result<PathBuf, CheckpointError> {
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
-            action: "create the checkpoint directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let weights_path = dir.join(VALUE_WEIGHTS_FILE);
-        let weights = self
-            .network
-            .to_burnpack()
-            .map_err(|err| CheckpointError::InvalidWeights {
-                path: weights_path.clone(),
-                message: err.to_string(),
-            })?;
-        write_atomic(dir, &weights_path, &weights)?;
+        let weights = write_weights(dir, VALUE_WEIGHTS_FILE, &self.network)?;
         let manifest = ValueManifest {
             format_version: crate::checkpoint::FORMAT_VERSION,
             model_id: model_id.to_string(),
@@ -479,21 +457,11 @@ impl TrainedValue {
             steps: self.network.steps(),
             inference_backend: self.network.backend(),
             normalization: self.network.normalization().clone(),
-            weights: WeightsInfo {
-                file: VALUE_WEIGHTS_FILE.to_string(),
-                bytes: weights.len() as u64,
-                fnv1a64: crate::files::fnv1a64_hex(&weights),
-            },
+            weights,
             training: self.config.clone(),
             history: self.history.clone(),
         };
-        let path = dir.join(VALUE_MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|err| CheckpointError::CorruptManifest {
-            path: path.clone(),
-            message: format!("serialising failed: {err}"),
-        })?;
-        write_atomic(dir, &path, &json)?;
-        Ok(path)
+        write_manifest(dir, VALUE_MANIFEST_FILE, &manifest)
     }
 
     /// Loads the value network saved in `dir`, checking that it was trained
@@ -533,15 +501,7 @@ impl TrainedValue {
             })?;
 
         let weights_path = dir.join(VALUE_WEIGHTS_FILE);
-        let weights = read_file(&weights_path, "read the value weights")?;
-        let checksum = crate::files::fnv1a64_hex(&weights);
-        if weights.len() as u64 != manifest.weights.bytes || checksum != manifest.weights.fnv1a64 {
-            return Err(CheckpointError::CorruptWeights {
-                path: weights_path,
-                expected: format!("{} ({} bytes)", manifest.weights.fnv1a64, manifest.weights.bytes),
-                actual: format!("{checksum} ({} bytes)", weights.len()),
-            });
-        }
+        let weights = read_checked_weights(&weights_path, &manifest.weights)?;
         let network = NetworkBaseline::from_burnpack(
             weights,
             &manifest.training.network,
