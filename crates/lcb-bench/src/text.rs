@@ -721,6 +721,11 @@ pub fn draw_text_figures(dir: &std::path::Path, report: &TextBenchReport) -> Res
                     .dotted()
                     .with_markers(),
             );
+            series.push(
+                Series::new(format!("trajectory {}: learned value v", i + 1), points(&trajectory.learned_value))
+                    .with_color(i)
+                    .dashed(),
+            );
         }
         if let Some(first) = report.trajectories.first() {
             let hi = first.steps.len().saturating_sub(1) as f64;
@@ -737,7 +742,8 @@ pub fn draw_text_figures(dir: &std::path::Path, report: &TextBenchReport) -> Res
             series,
         );
         let path = dir.join("text_trajectories.png");
-        let figure = Figure::new(&path, "Learned envelope against Monte Carlo soft values along LCB trajectories");
+        let figure = Figure::new(&path, "Learned envelope against Monte Carlo soft values along LCB trajectories")
+            .with_size(1100, 700);
         line_panels(&figure, &[panel], Layout::Row)?;
         written.push(path);
     }
