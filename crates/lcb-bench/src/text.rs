@@ -409,8 +409,18 @@ pub struct TextBenchReport {
     pub targets: Vec<TargetEstimate>,
     pub trajectories: Vec<TextTrajectory>,
     /// Value-network held-out loss against the constant fit, per temperature.
-    pub value_fit: Vec<(f64, f64, Option<f64>)>,
+    pub value_fit: Vec<ValueFit>,
     pub wall_seconds: f64,
+}
+
+/// The value network's fit at one temperature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValueFit {
+    pub alpha: f64,
+    /// Held-out loss of the kept network.
+    pub heldout_loss: Option<f64>,
+    /// Held-out loss of the constant fit, the one to beat.
+    pub constant_loss: Option<f64>,
 }
 
 /// The aligned target's reward mean at one temperature, from weighted base samples.
@@ -494,11 +504,11 @@ pub fn run_text_bench(
         let learn = TextLearnConfig::for_code(code, config.backend, config.seed);
         let learned = train_text(&kernel, &reward, alpha, code, &learn, &NoProgress)?;
         let history = &learned.value.history;
-        value_fit.push((
+        value_fit.push(ValueFit {
             alpha,
-            history.kept_heldout_loss().unwrap_or(f64::NAN),
-            history.heldout_constant_loss,
-        ));
+            heldout_loss: history.kept_heldout_loss(),
+            constant_loss: history.heldout_constant_loss,
+        });
         let end = terminal(&kernel, &reward, alpha)?;
         let upper = reward.upper_bound().map(|r| r / alpha);
         let value = TokenValue {

@@ -47,7 +47,8 @@ pub struct ModelArgs {
     /// Reverse kernel: exact (the exact posterior, with ground truth) or ddpm.
     #[arg(long, default_value = "exact")]
     pub kernel: KernelChoice,
-    /// KL temperature alpha > 0 (default: the preset's or config's).
+    /// KL temperature alpha > 0 (default: the preset's or config's; 0.5 for
+    /// a text model).
     #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// Tail level delta in (0, 1) of the analytic envelope (default: the preset's or config's).
@@ -88,7 +89,8 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 1000)]
     pub samples: usize,
-    /// CSV file for the samples (columns x1..xd, reward).
+    /// Output file for the samples: CSV (columns x1..xd, reward) for a
+    /// mixture, JSON lines of {"text", "reward"} for a text model.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// JSON file for the run record.
@@ -150,6 +152,8 @@ pub struct TrainArgs {
 pub struct BenchArgs {
     /// Preset to benchmark (paper-gmm or aniso-4d), or `text` for the
     /// language comparison on the text model; use --config for a file.
+    /// `bench text` reads --model, --alphas, --samples, --seed, --steps,
+    /// --backend and --out, and ignores the mixture options.
     #[arg(value_name = "PRESET", conflicts_with = "config")]
     pub preset: Option<String>,
     /// TOML file with the experiment.

@@ -208,8 +208,9 @@ pub fn generate(args: &GenerateArgs) -> CliResult {
 #[derive(Debug, Clone, Args)]
 pub struct TextModelArgs {
     /// Masked-diffusion text model: a checkpoint directory written by
-    /// `model train`, or `embedded` for the shipped default model. Switches
-    /// `train` and `sample` from the mixture to the text model.
+    /// `model train`, or `embedded` for the shipped default model. It
+    /// switches `train` and `sample` from the mixture to the text model, and
+    /// picks the model of `bench text` (default: embedded).
     #[arg(long)]
     pub model: Option<String>,
     /// Text reward: `default` (the built-in word list), `regex:PATTERN`
@@ -221,8 +222,9 @@ pub struct TextModelArgs {
     /// "length" | "command"` and its fields).
     #[arg(long)]
     pub reward_config: Option<PathBuf>,
-    /// `r_max` of a `command:` reward, which per-step RS and the envelope cap need.
-    #[arg(long)]
+    /// `r_max` of a `command:` reward, which per-step RS and the envelope
+    /// cap need. Other rewards know their own bound.
+    #[arg(long, allow_negative_numbers = true)]
     pub reward_upper_bound: Option<f64>,
     /// Reverse steps N of the text kernel (default 8).
     #[arg(long)]
@@ -234,11 +236,15 @@ impl TextModelArgs {
         self.model.is_some()
     }
 
-    fn kernel_config(&self) -> StepKernelConfig {
-        StepKernelConfig {
-            steps: Some(self.steps.unwrap_or(8)),
-            ..StepKernelConfig::default()
+    fn kernel_config(&self) -> Result<StepKernelConfig, Box<dyn Error + Send + Sync>> {
+        let steps = self.steps.unwrap_or(8);
+        if steps == 0 {
+            return Err("invalid --steps 0: give at least 1 reverse step, such as 8".into());
         }
+        Ok(StepKernelConfig {
+            steps: Some(steps),
+            ..StepKernelConfig::default()
+        })
     }
 
     fn load_model(&self, backend: Backend) -> Result<Arc<TextModel>, Box<dyn Error + Send + Sync>> {
@@ -310,7 +316,7 @@ pub fn train_text_command(
 ) -> CliResult {
     let model = text.load_model(Backend::Flex)?;
     let code = token_code(&model);
-    let kernel_config = text.kernel_config();
+    let kernel_config = text.kernel_config()?;
     let kernel = StepKernel::new(model.clone(), &kernel_config)?;
     let (reward, description) = text.reward(&model, code.len)?;
     let model_id = text_model_id(&model, &kernel_config, &description)?;
@@ -391,7 +397,7 @@ pub fn sample_text_command(
     };
     let model = text.load_model(Backend::Flex)?;
     let code = token_code(&model);
-    let kernel_config = text.kernel_config();
+    let kernel_config = text.kernel_config()?;
     let kernel = StepKernel::new(model.clone(), &kernel_config)?;
     let (reward, description) = text.reward(&model, code.len)?;
     let model_id = text_model_id(&model, &kernel_config, &description)?;
@@ -415,33 +421,44 @@ pub fn sample_text_command(
                 steps,
             };
             let baseline = lcb_learn::TrainedBaseline::load(dir, &expected)?;
-            let value = lcb_learn::TrainedValue::load(dir, &model_id, alpha, code.width(), steps)?;
+            // Monte Carlo values, when asked for, replace the value network.
+            let value = match rollouts {
+                Some(_) => None,
+                None => Some(lcb_learn::TrainedValue::load(dir, &model_id, alpha, code.width(), steps)?),
+            };
             Some((baseline, value))
         }
         None => None,
     };
+    if loaded.is_none() && matches!(method, TextMethod::Lcb | TextMethod::LcbBon) {
+        return Err(format!(
+            "method {} needs a trained baseline: train one with `lcb-cli train --model ...` and pass --baseline DIR",
+            method.name()
+        )
+        .into());
+    }
     let rollout = match rollouts {
         Some(m) => Some(lcb_core::RolloutValue::new(&kernel, &reward, alpha, m, seed ^ 0x5eed)?),
         None => None,
     };
-    let network_value = loaded.as_ref().map(|(_, value)| TokenValue {
-        network: &value.network,
-        code,
-        terminal: &end,
-        upper,
-    });
+    let network_value = loaded
+        .as_ref()
+        .and_then(|(_, value)| value.as_ref())
+        .map(|value| TokenValue {
+            network: &value.network,
+            code,
+            terminal: &end,
+            upper,
+        });
     let value: Option<&dyn lcb_core::Value<Elem = u32>> = match (&rollout, &network_value) {
         (Some(rollout), _) => Some(rollout),
         (None, Some(network)) => Some(network),
         (None, None) => None,
     };
-    if value.is_none() && matches!(method, TextMethod::Rs | TextMethod::Lcb | TextMethod::LcbBon) {
-        return Err(format!(
-            "method {} needs soft values: pass --baseline DIR from `lcb-cli train --model` (its value network) \
-             or --rollouts M for Monte Carlo values",
-            method.name()
-        )
-        .into());
+    if value.is_none() && method == TextMethod::Rs {
+        return Err("method rs needs soft values: pass --baseline DIR from `lcb-cli train --model` (its value \
+                    network) or --rollouts M for Monte Carlo values"
+            .into());
     }
     let token_baseline = loaded.as_ref().map(|(baseline, _)| TokenBaseline {
         network: &baseline.network,
@@ -469,7 +486,8 @@ pub fn sample_text_command(
     if let Some(path) = out {
         let mut lines = String::new();
         for (text, r) in texts.iter().zip(&output.rewards) {
-            lines.push_str(&serde_json::json!({ "text": text, "reward": r }).to_string());
+            // Adding 0.0 turns a -0.0 from a scorer into 0.
+            lines.push_str(&serde_json::json!({ "text": text, "reward": r + 0.0 }).to_string());
             lines.push('\n');
         }
         lcb_bench::output::write_atomic(path, lines.as_bytes())?;
@@ -521,17 +539,18 @@ pub fn bench_text_command(
 
     std::fs::create_dir_all(out).map_err(|err| format!("cannot create {}: {err}", out.display()))?;
     let figures = draw_text_figures(out, &report)?;
-    let table = text_table(&report);
-    lcb_bench::output::write_atomic(&out.join("text_summary.md"), table.as_bytes())?;
-    lcb_bench::output::write_atomic(&out.join("text_report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
-    println!("reward: {}", report.reward);
-    print!("{table}");
-    for (alpha, heldout, constant) in &report.value_fit {
-        println!(
-            "value network at alpha {alpha}: held-out loss {heldout:.4} against {:.4} for the constant fit",
-            constant.unwrap_or(f64::NAN)
-        );
+    let mut summary = format!("Reward: {}\n\n{}\n", report.reward, text_table(&report));
+    for fit in &report.value_fit {
+        summary.push_str(&format!(
+            "Value network at alpha {}: held-out loss {:.4} against {:.4} for the constant fit.\n",
+            fit.alpha,
+            fit.heldout_loss.unwrap_or(f64::NAN),
+            fit.constant_loss.unwrap_or(f64::NAN)
+        ));
     }
+    lcb_bench::output::write_atomic(&out.join("text_summary.md"), summary.as_bytes())?;
+    lcb_bench::output::write_atomic(&out.join("text_report.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    print!("{summary}");
     for figure in figures {
         println!("wrote {}", figure.display());
     }

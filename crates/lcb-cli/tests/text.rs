@@ -152,14 +152,27 @@ fn text_errors_name_the_fix() {
     let model = tiny_model(dir.path());
     let common = ["--model", model.as_str(), "--steps", "4"];
 
-    // LCB without a trained baseline.
-    let mut args = vec!["sample", "--method", "lcb", "--reward", "regex:ab"];
+    // LCB without a trained baseline, even with Monte Carlo values.
+    let mut args = vec!["sample", "--method", "lcb", "--reward", "regex:ab", "--rollouts", "2"];
     args.extend(common);
     let output = lcb(&args);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
+    assert!(stderr.contains("lcb-cli train --model"), "{stderr}");
+    assert!(stderr.contains("--baseline"), "{stderr}");
+
+    // RS without values.
+    let mut args = vec!["sample", "--method", "rs", "--reward", "regex:ab"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
     assert!(stderr.contains("--baseline"), "{stderr}");
     assert!(stderr.contains("--rollouts"), "{stderr}");
+
+    // Zero reverse steps.
+    let mut args = vec!["sample", "--method", "bon", "--model", model.as_str(), "--steps", "0"];
+    args.extend(["--reward", "regex:ab"]);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("--steps 0"), "{stderr}");
 
     // A method that has no text version.
     let mut args = vec!["sample", "--method", "smc", "--reward", "regex:ab"];

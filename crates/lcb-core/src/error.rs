@@ -33,8 +33,8 @@ pub enum SampleError {
     #[error(
         "envelope rejection at step {step} stopped after {proposals} proposals for one prefix \
          without an acceptance (acceptance rate so far {acceptance_rate:.3e} over {total_proposals} proposals at this step); \
-         the envelope is far above the value there, so raise the budget (Limits::max_proposals_per_prefix, \
-         --max-proposals on the command line), or use a tighter envelope (a learned baseline, a smaller tau slack)"
+         the envelope is far above the value there, so raise the budget (--max-proposals on the command line, \
+         Limits::max_proposals_per_prefix in the library), or use a tighter envelope such as a learned baseline"
     )]
     EnvelopeExhausted {
         step: usize,

@@ -260,9 +260,8 @@ fn check_expectations(
     if manifest.model_id != expected.model_id {
         return mismatch(
             "model id",
-            // Brackets, not Debug quotes: ids may contain quoted JSON.
-            format!("[{}]", expected.model_id),
-            format!("[{}]", manifest.model_id),
+            model_id_difference(&expected.model_id, &manifest.model_id).0,
+            model_id_difference(&expected.model_id, &manifest.model_id).1,
         );
     }
     if (manifest.alpha - expected.alpha).abs() > 1e-12 * expected.alpha.abs().max(1.0) {
@@ -275,6 +274,23 @@ fn check_expectations(
         return mismatch("steps T", expected.steps.to_string(), manifest.steps.to_string());
     }
     Ok(())
+}
+
+/// Formats two different model ids for an error message: in brackets, not
+/// Debug quotes, since ids may contain quoted JSON, and reduced to the
+/// `; `-separated parts that differ when both have the same parts.
+pub(crate) fn model_id_difference(expected: &str, found: &str) -> (String, String) {
+    let a: Vec<&str> = expected.split("; ").collect();
+    let b: Vec<&str> = found.split("; ").collect();
+    if a.len() == b.len() && a.len() > 1 {
+        let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        let pick = |parts: &[&str]| {
+            let kept: Vec<&str> = differing.iter().map(|&i| parts[i]).collect();
+            format!("[{}] (other parts equal)", kept.join("; "))
+        };
+        return (pick(&a), pick(&b));
+    }
+    (format!("[{expected}]"), format!("[{found}]"))
 }
 
 /// Creates `dir` if missing, writes `network`'s weights to `file` in it

@@ -481,7 +481,10 @@ impl TrainedValue {
             found,
         };
         if manifest.model_id != model_id {
-            return Err(mismatch("model id", format!("[{model_id}]"), format!("[{}]", manifest.model_id)));
+            return Err({
+                let (expected, found) = crate::checkpoint::model_id_difference(model_id, &manifest.model_id);
+                mismatch("model id", expected, found)
+            });
         }
         if (manifest.alpha - alpha).abs() > 1e-12 * alpha.abs().max(1.0) {
             return Err(mismatch("alpha", alpha.to_string(), manifest.alpha.to_string()));

@@ -187,7 +187,8 @@ impl WordListScorer {
     /// `r` of one text.
     pub fn score_text(&self, text: &str) -> f64 {
         let distinct: HashSet<String> = words(text, self.case_sensitive).collect();
-        distinct.iter().filter_map(|w| self.weights.get(w)).sum()
+        // A float sum of no terms is -0.0; adding 0.0 makes it 0.
+        distinct.iter().filter_map(|w| self.weights.get(w)).sum::<f64>() + 0.0
     }
 }
 
