@@ -269,6 +269,12 @@ impl TextModelArgs {
             return Ok((TextReward::new(model.tokenizer().clone(), width, spec.build()?), description));
         }
         let spec = self.reward.as_str();
+        if self.reward_upper_bound.is_some() && !spec.starts_with("command:") {
+            return Err(format!(
+                "--reward-upper-bound applies to command: rewards, and {spec:?} knows its own bound; drop it"
+            )
+            .into());
+        }
         if spec == "default" {
             return Ok((default_reward(model, width)?, default_reward_description()));
         }
@@ -285,6 +291,13 @@ impl TextModelArgs {
                 path: PathBuf::from(rest),
                 case_sensitive: false,
             },
+            "command" if rest.contains(char::is_whitespace) && !std::path::Path::new(rest).exists() => {
+                return Err(format!(
+                    "the reward command {rest:?} is run directly, without a shell, so it cannot take arguments \
+                     here: put them in `args` of a --reward-config file"
+                )
+                .into());
+            }
             "command" => TextRewardSpec::Command {
                 program: PathBuf::from(rest),
                 args: Vec::new(),

@@ -186,6 +186,16 @@ fn text_errors_name_the_fix() {
     let stderr = text(&lcb(&args).stderr);
     assert!(stderr.contains("regex:PATTERN"), "{stderr}");
 
+    // A command with arguments and a bound on a reward that has its own.
+    let mut args = vec!["sample", "--method", "bon", "--reward", "command:python3 scorer.py"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("--reward-config"), "{stderr}");
+    let mut args = vec!["sample", "--method", "bon", "--reward", "regex:ab", "--reward-upper-bound", "2"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("drop it"), "{stderr}");
+
     // RS needs a bounded reward: a command reward without --reward-upper-bound.
     let mut args = vec!["sample", "--method", "rs", "--rollouts", "2", "--reward", "command:/bin/true"];
     args.extend(common);
