@@ -112,3 +112,58 @@ fn wgpu_without_adapter_is_clear_error() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+fn fit_value_on(backend: Backend) -> Result<lcb_learn::TrainedValue, LearnError> {
+    let kernel = RandomWalk {
+        width: 4,
+        steps: 3,
+        sigma: 1.0,
+    };
+    let value = LinearValue {
+        width: 4,
+        w: 0.5,
+        sigma: 1.0,
+        alpha: 1.0,
+    };
+    // Token input over rows of 2 positions with 2 classes: the random walk's
+    // rows are not one-hot, but the pooled embeddings' arithmetic is the
+    // same, and it is what this test compares across backends.
+    let config = lcb_learn::ValueConfig {
+        network: NetworkConfig {
+            hidden: vec![16],
+            time_frequencies: 1,
+            tokens: Some(lcb_learn::TokenInput {
+                classes: 2,
+                embedding: 8,
+                window: 2,
+            }),
+        },
+        trajectories: 256,
+        epochs: 4,
+        batch: 64,
+        seed: 2,
+        backend,
+        ..lcb_learn::ValueConfig::default()
+    };
+    lcb_learn::fit_value(&kernel, &value, &config, &NoProgress)
+}
+
+#[test]
+fn value_fit_agrees_across_backends() {
+    let reference = fit_value_on(Backend::Ndarray).unwrap();
+    let mut others = vec![(Backend::Flex, fit_value_on(Backend::Flex).unwrap())];
+    match fit_value_on(Backend::Wgpu) {
+        Ok(run) => others.push((Backend::Wgpu, run)),
+        Err(err @ LearnError::WgpuUnavailable { .. }) => {
+            eprintln!("NOTE: skipping the wgpu comparison: {err}");
+        }
+        Err(err) => panic!("wgpu value fit failed: {err}"),
+    }
+    let losses = &reference.history.train_loss;
+    assert!(losses.last() < losses.first(), "training loss did not fall: {losses:?}");
+    for (backend, run) in &others {
+        let gap = largest_difference(losses, &run.history.train_loss);
+        eprintln!("{backend}: value loss gap {gap:.2e}");
+        assert!(gap < 1e-3, "{backend}: value losses differ by {gap}");
+    }
+}
