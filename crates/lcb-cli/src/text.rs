@@ -508,7 +508,20 @@ pub fn sample_text_command(
     let mut record = output.record.clone();
     record.alpha = alpha;
     if let Some(path) = report {
-        lcb_bench::output::write_record(path, &record)?;
+        // The run record, plus the settings that trace it back to its inputs.
+        let mut json = serde_json::to_value(&record)?;
+        if let Some(fields) = json.as_object_mut() {
+            fields.insert("model_id".into(), model_id.clone().into());
+            fields.insert("n".into(), n.into());
+            fields.insert(
+                "baseline".into(),
+                baseline_dir.map(|dir| dir.display().to_string()).into(),
+            );
+            fields.insert("rollouts".into(), rollouts.into());
+        }
+        let mut text = serde_json::to_string_pretty(&json)?;
+        text.push('\n');
+        lcb_bench::output::write_atomic(path, text.as_bytes())?;
     }
     for text in texts.iter().take(5) {
         println!("{text}");

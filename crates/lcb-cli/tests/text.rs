@@ -79,6 +79,7 @@ fn text_train_then_sample_all_methods() {
 
     for method in ["rs", "lcb", "bon", "lcb-bon"] {
         let out = dir.path().join(format!("{method}.jsonl"));
+        let report = dir.path().join(format!("{method}.json"));
         let mut sample = vec!["sample"];
         sample.extend(common);
         sample.extend([
@@ -92,9 +93,15 @@ fn text_train_then_sample_all_methods() {
             "3",
             "--out",
             out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
         ]);
         let stdout = ok(&lcb(&sample));
         assert!(stdout.contains(method), "{method}: {stdout}");
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(record["samples"], 40, "{method}");
+        assert!(record["model_id"].as_str().unwrap().contains("regex"), "{method}: {record}");
+        assert_eq!(record["baseline"], checkpoint, "{method}");
         let lines = std::fs::read_to_string(&out).unwrap();
         assert_eq!(lines.lines().count(), 40, "{method}");
         for line in lines.lines() {
