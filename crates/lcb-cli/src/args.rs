@@ -144,6 +144,10 @@ pub struct TrainArgs {
     /// Replace an existing checkpoint in --out.
     #[arg(long)]
     pub force: bool,
+    /// Text model only: base trajectories the value network is fitted on
+    /// (default 1024; each costs one denoiser pass per reverse step).
+    #[arg(long)]
+    pub value_trajectories: Option<usize>,
     #[command(flatten)]
     pub text: crate::text::TextModelArgs,
 }

@@ -343,11 +343,15 @@ fn train(args: &TrainArgs) -> CliResult {
         )
         .into());
     }
+    if !args.text.is_text() && args.value_trajectories.is_some() {
+        return Err("--value-trajectories applies to text models (--model); mixtures use their exact values".into());
+    }
     if args.text.is_text() {
         let overrides = crate::text::TrainOverrides {
             particles: args.particles,
             iterations: args.iterations,
             learning_rate: args.learning_rate,
+            value_trajectories: args.value_trajectories,
         };
         return crate::text::train_text_command(
             &args.text,

@@ -344,6 +344,9 @@ pub fn train_text_command(
     if let Some(rate) = overrides.learning_rate {
         config.baseline.learning_rate = rate;
     }
+    if let Some(trajectories) = overrides.value_trajectories {
+        config.value.trajectories = trajectories;
+    }
     let bar = crate::progress::StepBar::new("value, then baseline");
     let learned = train_text(&kernel, &reward, alpha, code, &config, &bar)?;
     bar.finish();
@@ -376,6 +379,7 @@ pub struct TrainOverrides {
     pub particles: Option<usize>,
     pub iterations: Option<usize>,
     pub learning_rate: Option<f64>,
+    pub value_trajectories: Option<usize>,
 }
 
 /// Runs `sample --model`: draws texts with one method and prints a summary;

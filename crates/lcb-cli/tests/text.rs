@@ -70,9 +70,10 @@ fn text_train_then_sample_all_methods() {
 
     let mut train = vec!["train"];
     train.extend(common);
-    train.extend(["--particles", "64", "--iterations", "4", "--out", checkpoint]);
+    train.extend(["--particles", "64", "--iterations", "4", "--value-trajectories", "256", "--out", checkpoint]);
     let stdout = ok(&lcb(&train));
     assert!(stdout.contains("value network: held-out loss"), "{stdout}");
+    assert!(stdout.contains("(1024 pairs"), "{stdout}");
     for file in ["manifest.json", "baseline.bpk", "value.json", "value.bpk"] {
         assert!(Path::new(checkpoint).join(file).exists(), "{file} missing");
     }
