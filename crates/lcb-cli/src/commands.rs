@@ -76,8 +76,35 @@ fn run_options<'a>(
     }
 }
 
+/// Rejects mixture options given together with `--model`, which would
+/// otherwise be ignored.
+fn check_no_mixture_options(model: &crate::args::ModelArgs) -> CliResult {
+    let mut given = Vec::new();
+    if model.config.is_some() {
+        given.push("--config");
+    }
+    if model.preset != "paper-gmm" {
+        given.push("--preset");
+    }
+    if model.kernel != lcb_bench::KernelChoice::Exact {
+        given.push("--kernel");
+    }
+    if model.delta.is_some() {
+        given.push("--delta");
+    }
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} set the mixture model, and --model selects a text model; drop them",
+        given.join(", ")
+    )
+    .into())
+}
+
 fn sample(args: &SampleArgs) -> CliResult {
     if args.text.is_text() {
+        check_no_mixture_options(&args.model)?;
         let alpha = args.model.alpha.unwrap_or(TEXT_ALPHA);
         return crate::text::sample_text_command(
             &args.text,
@@ -347,6 +374,7 @@ fn train(args: &TrainArgs) -> CliResult {
         return Err("--value-trajectories applies to text models (--model); mixtures use their exact values".into());
     }
     if args.text.is_text() {
+        check_no_mixture_options(&args.model)?;
         let overrides = crate::text::TrainOverrides {
             particles: args.particles,
             iterations: args.iterations,

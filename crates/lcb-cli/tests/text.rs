@@ -204,6 +204,12 @@ fn text_errors_name_the_fix() {
     let stderr = text(&lcb(&args).stderr);
     assert!(stderr.contains("drop it"), "{stderr}");
 
+    // Mixture options with a text model.
+    let mut args = vec!["sample", "--method", "bon", "--reward", "regex:ab", "--kernel", "ddpm", "--delta", "0.3"];
+    args.extend(common);
+    let stderr = text(&lcb(&args).stderr);
+    assert!(stderr.contains("--kernel, --delta"), "{stderr}");
+
     // RS needs a bounded reward: a command reward without --reward-upper-bound.
     let mut args = vec!["sample", "--method", "rs", "--rollouts", "2", "--reward", "command:/bin/true"];
     args.extend(common);
