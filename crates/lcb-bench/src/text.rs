@@ -17,7 +17,7 @@ use lcb_core::{
     RolloutValue, RunOptions, SampleOutput, Selection, Value, sample,
 };
 use lcb_learn::{
-    Backend, NetworkConfig, OneHot, OneHotKernel, OneHotValue, TokenBaseline, TokenInput, TokenValue, TrainConfig,
+    Backend, NetworkConfig, NetworkValue, OneHot, OneHotKernel, OneHotValue, TokenBaseline, TokenInput, TokenValue, TrainConfig,
     TrainedBaseline, TrainedValue, ValueConfig,
 };
 use lcb_models::text::{StepKernel, StepKernelConfig, TextModel, TextReward, WordListScorer};
@@ -60,7 +60,7 @@ pub fn text_model_id(model: &TextModel, kernel: &StepKernelConfig, reward: &str)
 }
 
 /// Settings of the value and baseline networks for one text problem.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TextLearnConfig {
     pub value: ValueConfig,
@@ -106,15 +106,6 @@ impl TextLearnConfig {
     }
 }
 
-impl Default for TextLearnConfig {
-    fn default() -> Self {
-        Self {
-            value: ValueConfig::default(),
-            baseline: TrainConfig::default(),
-        }
-    }
-}
-
 /// A value network and a baseline trained for one text problem.
 pub struct TextLearned {
     pub value: TrainedValue,
@@ -146,27 +137,21 @@ pub fn train_text(
         what: "one-hot view of the text kernel",
         source,
     })?;
-    let value = lcb_learn::fit_value(&one_hot, &OneHotValue { inner: &end, code }, &config.value, progress)?;
+    let end_one_hot = OneHotValue { inner: &end, code };
+    let value = lcb_learn::fit_value(&one_hot, &end_one_hot, &config.value, progress)?;
     let upper = reward.upper_bound().map(|r| r / alpha);
-    let token_value = TokenValue {
+    // The trainer's states are one-hot rows already, so the value network
+    // reads them as they are.
+    let network_value = NetworkValue {
         network: &value.network,
-        code,
-        terminal: &end,
+        terminal: &end_one_hot,
         upper,
     };
     let baseline_config = TrainConfig {
         envelope_cap: config.baseline.envelope_cap.or(upper),
         ..config.baseline.clone()
     };
-    let baseline = lcb_learn::train(
-        &one_hot,
-        &OneHotValue {
-            inner: &token_value,
-            code,
-        },
-        &baseline_config,
-        progress,
-    )?;
+    let baseline = lcb_learn::train(&one_hot, &network_value, &baseline_config, progress)?;
     Ok(TextLearned { value, baseline })
 }
 

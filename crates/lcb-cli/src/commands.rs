@@ -79,25 +79,25 @@ fn run_options<'a>(
 /// Rejects mixture options given together with `--model`, which would
 /// otherwise be ignored.
 fn check_no_mixture_options(model: &crate::args::ModelArgs) -> CliResult {
-    let mut given = Vec::new();
+    let mut conflicting = Vec::new();
     if model.config.is_some() {
-        given.push("--config");
+        conflicting.push("--config");
     }
     if model.preset != "paper-gmm" {
-        given.push("--preset");
+        conflicting.push("--preset");
     }
     if model.kernel != lcb_bench::KernelChoice::Exact {
-        given.push("--kernel");
+        conflicting.push("--kernel");
     }
     if model.delta.is_some() {
-        given.push("--delta");
+        conflicting.push("--delta");
     }
-    if given.is_empty() {
+    if conflicting.is_empty() {
         return Ok(());
     }
     Err(format!(
         "{} set the mixture model, and --model selects a text model; drop them",
-        given.join(", ")
+        conflicting.join(", ")
     )
     .into())
 }

@@ -293,8 +293,8 @@ impl TextModelArgs {
             },
             "command" if rest.contains(char::is_whitespace) && !std::path::Path::new(rest).exists() => {
                 return Err(format!(
-                    "the reward command {rest:?} is run directly, without a shell, so it cannot take arguments \
-                     here: put them in `args` of a --reward-config file"
+                    "the reward command {rest:?} is run directly, without a shell, so `--reward command:` \
+                     cannot pass arguments: put them in `args` of a --reward-config file"
                 )
                 .into());
             }
@@ -418,7 +418,7 @@ pub fn sample_text_command(
     let kernel = StepKernel::new(model.clone(), &kernel_config)?;
     let (reward, description) = text.reward(&model, code.len)?;
     let model_id = text_model_id(&model, &kernel_config, &description)?;
-    let steps = kernel_config.steps.unwrap_or(8);
+    let steps = lcb_core::Kernel::steps(&kernel);
     let end = lcb_core::RolloutValue::new(&kernel, &reward, alpha, 1, 0)?;
     let upper = lcb_core::Reward::upper_bound(&reward).map(|r| r / alpha);
 

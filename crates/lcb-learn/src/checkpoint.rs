@@ -258,11 +258,8 @@ fn check_expectations(
         })
     };
     if manifest.model_id != expected.model_id {
-        return mismatch(
-            "model id",
-            model_id_difference(&expected.model_id, &manifest.model_id).0,
-            model_id_difference(&expected.model_id, &manifest.model_id).1,
-        );
+        let (expected, found) = model_id_difference(&expected.model_id, &manifest.model_id);
+        return mismatch("model id", expected, found);
     }
     if (manifest.alpha - expected.alpha).abs() > 1e-12 * expected.alpha.abs().max(1.0) {
         return mismatch("alpha", expected.alpha.to_string(), manifest.alpha.to_string());
@@ -285,8 +282,8 @@ pub(crate) fn model_id_difference(expected: &str, found: &str) -> (String, Strin
     if a.len() == b.len() && a.len() > 1 {
         let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
         let pick = |parts: &[&str]| {
-            let kept: Vec<&str> = differing.iter().map(|&i| parts[i]).collect();
-            format!("[{}] (other parts equal)", kept.join("; "))
+            let shown: Vec<&str> = differing.iter().map(|&i| parts[i]).collect();
+            format!("[{}] (other parts equal)", shown.join("; "))
         };
         return (pick(&a), pick(&b));
     }

@@ -157,11 +157,7 @@ impl Value for TokenValue<'_> {
         if t == 0 {
             return self.terminal.log_values(0, states, out);
         }
-        let values = self.network.evaluate(t, &self.code.encode(states)?)?;
-        for (o, v) in out.iter_mut().zip(values) {
-            *o = self.upper.map_or(v, |upper| v.min(upper));
-        }
-        Ok(())
+        crate::value::write_capped(self.network, t, &self.code.encode(states)?, self.upper, out)
     }
 }
 

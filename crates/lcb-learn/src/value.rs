@@ -238,7 +238,7 @@ pub fn fit_value(
     let inference = config.backend.inference_backend();
     let heldout_constant_loss = (!test_pairs.is_empty()).then(|| constant_loss(&test_pairs, &normalization));
     // The network of the epoch with the lowest held-out loss (early stopping).
-    let mut kept: Option<(usize, f64, NetworkBaseline)> = None;
+    let mut best_epoch: Option<(usize, f64, NetworkBaseline)> = None;
     for epoch in 0..config.epochs {
         // Fisher-Yates with the run's own stream: the same seed gives the same order.
         for i in (1..train_pairs.len()).rev() {
@@ -267,15 +267,15 @@ pub fn fit_value(
             let snapshot = NetworkBaseline::from_network(&network, &config.network, &normalization, steps, inference)?;
             let loss = fit.evaluate_loss(&snapshot, &test_pairs)?;
             heldout_loss.push(loss);
-            if kept.as_ref().is_none_or(|(_, best, _)| loss < *best) {
-                kept = Some((epoch, loss, snapshot));
+            if best_epoch.as_ref().is_none_or(|(_, best, _)| loss < *best) {
+                best_epoch = Some((epoch, loss, snapshot));
             }
         }
         tracing::info!(epoch, loss = mean, heldout = heldout_loss.last().copied(), "value epoch");
         progress.advance(steps + epoch + 1, total_progress);
     }
 
-    let (kept_epoch, network) = match kept {
+    let (kept_epoch, network) = match best_epoch {
         Some((epoch, _, snapshot)) => (epoch, snapshot),
         None => (
             config.epochs - 1,
@@ -420,12 +420,23 @@ impl Value for NetworkValue<'_> {
         if t == 0 {
             return self.terminal.log_values(0, states, out);
         }
-        let values = self.network.evaluate(t, states)?;
-        for (o, v) in out.iter_mut().zip(values) {
-            *o = self.upper.map_or(v, |upper| v.min(upper));
-        }
-        Ok(())
+        write_capped(self.network, t, states, self.upper, out)
     }
+}
+
+/// Writes `min(v_phi(row, t), upper)` for every row of `rows` into `out`.
+pub(crate) fn write_capped(
+    network: &NetworkBaseline,
+    t: usize,
+    rows: &[f64],
+    upper: Option<f64>,
+    out: &mut [f64],
+) -> ComponentResult {
+    let values = network.evaluate(t, rows)?;
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = upper.map_or(v, |upper| v.min(upper));
+    }
+    Ok(())
 }
 
 /// The manifest of a saved value network.

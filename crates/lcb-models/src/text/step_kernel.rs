@@ -98,8 +98,8 @@ pub struct StepKernel<D> {
     cache: LogitsCache,
 }
 
-/// Most parent rows whose logits a [`StepKernel`] keeps; the cache is
-/// emptied when a call would exceed it.
+/// Maximum number of parent rows whose logits a [`StepKernel`] keeps. The
+/// cache is emptied when a call would exceed it.
 pub const LOGITS_CACHE_ROWS: usize = 2048;
 
 /// Logits by parent row, shared by the threads that call the kernel.
